@@ -1,0 +1,86 @@
+# picomail - top-level Makefile (no recursion).
+#
+#   make              build bin/picomail (and the library) in build/
+#   make check        install missing packages, build, run every test, normal
+#                     and under AddressSanitizer + UBSan; ends "N passed, N failed"
+#   make run          install missing packages, build, start the demo
+#   make install      PREFIX=/usr/local DESTDIR=
+#
+# Out-of-tree builds: BUILD=build/asan SAN=1 builds with the sanitizers.
+
+CC      ?= cc
+BUILD   ?= build
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+SYSCONFDIR ?= $(PREFIX)/etc
+DESTDIR ?=
+
+CSTD    = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+          -Wmissing-prototypes -Wvla -Wformat=2 -Wimplicit-fallthrough
+OPT     ?= -O2 -g
+ifeq ($(SAN),1)
+OPT     = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
+          -fno-omit-frame-pointer
+endif
+PKGS    = jansson libpcre2-8
+CFLAGS_ALL  = $(CSTD) $(WARN) $(OPT) -iquote include \
+              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
+LDLIBS_ALL  = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lpcre2-8) -lm -lpthread $(LDLIBS)
+LDFLAGS_ALL = $(OPT) $(LDFLAGS)
+
+LIB_SRC  = $(wildcard src/util/*.c) $(wildcard src/krl/*.c)
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB      = $(BUILD)/libpicomail.a
+CLI_SRC  = $(wildcard src/cli/*.c)
+CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC = $(wildcard tests/unit/t_*.c)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps check unit run install uninstall clean bench
+all: $(BUILD)/picomail $(UNIT_BIN)
+
+$(BUILD)/%.o: %.c $(wildcard include/picomail/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/picomail: $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -iquote tests/unit $(LDFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL)
+
+deps:
+	@sh contrib/deps.sh
+
+unit: $(UNIT_BIN)
+	@sh tests/run-unit.sh $(UNIT_BIN)
+
+check: deps
+	@sh tests/check.sh
+
+run: deps
+	@$(MAKE) -s all
+	@sh contrib/run-demo.sh $(BUILD)
+
+install: $(BUILD)/picomail
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/picomail
+	install -m 755 $(BUILD)/picomail $(DESTDIR)$(BINDIR)/picomail
+	install -m 644 conf/picomail.conf $(DESTDIR)$(SYSCONFDIR)/picomail/picomail.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/picomail $(DESTDIR)$(SYSCONFDIR)/picomail/picomail.conf
+
+bench: $(BUILD)/bench_krl
+	@$(BUILD)/bench_krl
+
+$(BUILD)/bench_krl: bench/bench_krl.c $(LIB)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL)
+
+clean:
+	rm -rf build

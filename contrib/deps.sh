@@ -1,0 +1,26 @@
+#!/bin/sh
+# deps.sh - install the Debian packages picomail needs to build and test,
+# when they are missing.  Non-interactive; needs root (or sudo) only when
+# something is missing.
+set -e
+
+# Build: compiler, pkg-config, libraries.  Test: clang's libFuzzer for the
+# parser fuzzer, python3 for the conformance runner, valgrind.
+PACKAGES="gcc make pkg-config libjansson-dev libpcre2-dev libsqlite3-dev
+sqlite3 clang python3 valgrind"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps.sh: installing$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,65 @@
+#!/bin/sh
+# check.sh - what `make check` runs: every test, once with a normal build
+# and once with AddressSanitizer + UndefinedBehaviorSanitizer, then the
+# parser fuzzer for a short while.  Each stage prints "N passed, N failed";
+# the last line adds them all up.
+#
+# Environment: FUZZ_SECONDS (default 60) for the fuzzing stage; JOBS for
+# make -j (default 2).
+set -u
+cd "$(dirname "$0")/.." || exit 2
+JOBS=${JOBS:-2}
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+total_pass=0
+total_fail=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# count STAGE - add the last "N passed, N failed" line of $log to the totals
+count() {
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    if [ -z "$line" ]; then
+        echo "== $1: no result (build or run failed)"
+        total_fail=$((total_fail + 1))
+        return
+    fi
+    p=${line%% passed*}
+    f=${line#*passed, }; f=${f%% failed*}
+    echo "== $1: $line"
+    total_pass=$((total_pass + p))
+    total_fail=$((total_fail + f))
+}
+
+stage() {
+    name=$1; shift
+    echo "== $name"
+    "$@" >"$log" 2>&1
+    rc=$?
+    grep -v '^ok ' "$log" | tail -n 80
+    count "$name"
+    if [ $rc -ne 0 ] && ! grep -qE '^[0-9]+ passed, [1-9][0-9]* failed' "$log"; then
+        # a non-zero exit that its counts do not explain
+        total_fail=$((total_fail + 1))
+    fi
+}
+
+for variant in normal asan; do
+    if [ $variant = normal ]; then
+        args="BUILD=build"
+    else
+        args="BUILD=build/asan SAN=1"
+    fi
+    # shellcheck disable=SC2086
+    stage "build ($variant)" sh -c "make -s -j$JOBS $args all && echo '1 passed, 0 failed'"
+    # shellcheck disable=SC2086
+    stage "unit tests ($variant)" make -s $args unit
+    stage "krl tests ($variant)" python3 tests/krl/run.py "$( [ $variant = normal ] && echo build || echo build/asan )"
+done
+
+if command -v clang >/dev/null 2>&1; then
+    stage "parser fuzzing (${FUZZ_SECONDS}s)" sh tests/fuzz/run.sh "$FUZZ_SECONDS"
+fi
+
+echo
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
