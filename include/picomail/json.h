@@ -30,7 +30,7 @@ enum json_mode {
  * unspecified) when JSON_DATA meets a value JSON cannot carry */
 int json_encode(const kval *v, enum json_mode mode, int indent,
                 struct buf *out);
-/* json_string - V as compact JSON in a malloc'd string; NULL on refusal */
-char *json_string(const kval *v, enum json_mode mode);
+/* json_to_cstr - V as compact JSON in a malloc'd string; NULL on refusal */
+char *json_to_cstr(const kval *v, enum json_mode mode);
 
 #endif
