@@ -2,13 +2,13 @@ ruleset picomail.hello {
   meta {
     name "hello"
     description <<The demo pico's ruleset: answers hello events and counts them.>>
-    shares greeting, count
+    shares greeting, hellos
   }
   global {
     greeting = function(name = "world") {
       <<Hello #{name}!>>
     }
-    count = function() {
+    hellos = function() {
       ent:count.defaultsTo(0)
     }
   }
@@ -16,7 +16,7 @@ ruleset picomail.hello {
     select when echo hello name re#(.+)# setting(name)
     send_directive("say", {"something": greeting(name)})
     fired {
-      ent:count := count() + 1
+      ent:count := hellos() + 1
     }
   }
 }

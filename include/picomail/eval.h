@@ -71,16 +71,49 @@ const kval *krl_vm_directives(const struct krl_vm *vm);
 uint64_t krl_vm_steps(const struct krl_vm *vm);
 
 /*
- * The host (the pico engine) answers domain identifiers: properties such as
- * ent:x or event:attrs (IS_CALL false) and module functions and actions
- * such as time:now() (IS_CALL true; AS_ACTION when called in an action
- * block).  ARGS are borrowed and positional; the result is a new reference.
- * Without a host every domain identifier is a runtime error.
+ * The host (the pico engine) supplies what KRL reaches outside itself:
+ * domain identifiers, and the effects of postlude statements.  get()
+ * answers `domain:name`: a property such as ent:x or event:attrs is its
+ * value; a module function or action such as time:now or ctx:newPico is a
+ * function value (kval_func_new) that the evaluator then calls with its
+ * arguments mapped by parameter name.  The function's implementation finds
+ * the host's context with krl_vm_host_ctx().  Every operation returns a new
+ * reference: a KV_ERROR for a KRL error, else a value (null when there is
+ * nothing to return).  A NULL member, or no host at all, makes the
+ * operation a runtime error.
  */
-typedef kval krl_host_fn(void *ctx, struct krl_vm *vm, const char *domain,
-                         const char *name, bool is_call, bool as_action,
-                         const kval *args, size_t n_args);
-void krl_vm_set_host(struct krl_vm *vm, krl_host_fn *fn, void *ctx);
+struct krl_host {
+    kval (*get)(void *ctx, struct krl_vm *vm, const char *domain,
+                const char *name);
+    /* ent:NAME := VALUE, or ent:NAME{PATH} := VALUE (PATH NULL if none) */
+    kval (*ent_set)(void *ctx, const char *name, const kval *path,
+                    const kval *value);
+    /* clear ent:NAME, clear ent:NAME{PATH} */
+    kval (*ent_clear)(void *ctx, const char *name, const kval *path);
+    /* raise DOMAIN event TYPE [for FOR_RID] [attributes ATTRS]; FOR_RID
+     * and ATTRS may be null */
+    kval (*raise)(void *ctx, const char *domain, const char *type,
+                  const kval *attrs, const kval *for_rid);
+    /* schedule DOMAIN event TYPE at AT | repeat TIMESPEC; the result is
+     * the schedule entry (bound by `setting`) */
+    kval (*schedule)(void *ctx, const char *domain, const char *type,
+                     const kval *at, const kval *timespec, const kval *attrs);
+    /* log LEVEL MESSAGE */
+    void (*log)(void *ctx, const char *level, const kval *message);
+    /* error LEVEL MESSAGE: raise system:error for this ruleset; at level
+     * "error" the host also clears the pending schedule (the rule then
+     * ends as with `last`) */
+    kval (*error)(void *ctx, const char *level, const kval *message,
+                  const char *rule_name);
+};
+void krl_vm_set_host(struct krl_vm *vm, const struct krl_host *host,
+                     void *ctx);
+/* krl_vm_host_ctx - the CTX given to krl_vm_set_host */
+void *krl_vm_host_ctx(const struct krl_vm *vm);
+/* krl_vm_set_context - the rid, rule and transaction id that directives
+ * carry in their meta (borrowed; NULL for none) */
+void krl_vm_set_context(struct krl_vm *vm, const char *rid,
+                        const char *rule_name, const char *txn_id);
 
 /* krl_body_eval - run B in VM; the result must not be a function that is
  * used after VM is freed */
@@ -99,5 +132,41 @@ struct krl_instance *krl_instance_free(struct krl_instance *inst);
  * parameter name to value) when it is a function */
 kval krl_instance_query(struct krl_instance *inst, struct krl_vm *vm,
                         const char *name, const kval *args);
+
+/* krl_instance_where - evaluate the `where` clause of primitive PRIM of rule
+ * RULE (a rule of INST's ruleset) with CAPTURES (an array, borrowed) bound
+ * to PRIM's setting variables: 1 truthy, 0 falsy, -1 with *ERR set.  Has
+ * the signature shape of select.h's sel_where_fn once bound to a rule. */
+int krl_instance_where(struct krl_instance *inst, struct krl_vm *vm,
+                       const struct ast_rule *rule, const struct ast_ee *prim,
+                       const kval *captures, kval *err);
+
+/* How a rule run ended. */
+enum krl_rule_end {
+    KRL_RULE_DONE,              /* ran (or did not fire) normally */
+    KRL_RULE_LAST,              /* `last` or `error error`: skip the rest of
+                                   this ruleset's rules for this event */
+    KRL_RULE_ERROR              /* a runtime error, in *ERR */
+};
+
+/*
+ * krl_rule_run - run the body of RULE (a rule of INST's ruleset) once it
+ * was selected: foreach loops, pre, the action block, the postlude.
+ * BINDINGS (a map, borrowed; may be NULL) gives the setting variables of
+ * the select.  Effects go to the vm's host; directives to the vm.
+ */
+enum krl_rule_end krl_rule_run(struct krl_instance *inst, struct krl_vm *vm,
+                               const struct ast_rule *rule,
+                               const kval *bindings, kval *err);
+/* krl_rule_select_where - evaluate the `select where` expression of RULE:
+ * 1 truthy, 0 falsy, -1 with *ERR */
+int krl_rule_select_where(struct krl_instance *inst, struct krl_vm *vm,
+                          const struct ast_rule *rule, kval *err);
+/* krl_instance_ruleset - the compiled ruleset INST was made from */
+const struct krl_ruleset *krl_instance_ruleset(const struct krl_instance *i);
+/* krl_rule_within_ms - the `within` limit of RULE in milliseconds (-1 when
+ * it has none); 0 on success, -1 with *ERR */
+int krl_rule_within_ms(struct krl_instance *inst, struct krl_vm *vm,
+                       const struct ast_rule *rule, int64_t *ms, kval *err);
 
 #endif

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "picomail/buf.h"
 #include "picomail/builtin.h"
 #include "picomail/json.h"
 #include "picomail/mem.h"
@@ -53,8 +54,11 @@ struct krl_vm {
     struct timespec deadline;
     bool has_deadline;
     kval directives;                /* array of directive maps */
-    krl_host_fn *host;
+    const struct krl_host *host;
     void *host_ctx;
+    const char *rid;                /* for directive meta (borrowed) */
+    const char *rule_name;
+    const char *txn_id;
 };
 
 struct krl_instance {
@@ -205,10 +209,40 @@ krl_vm_steps(const struct krl_vm *vm)
 }
 
 void
-krl_vm_set_host(struct krl_vm *vm, krl_host_fn *fn, void *ctx)
+krl_vm_set_host(struct krl_vm *vm, const struct krl_host *host, void *ctx)
 {
-    vm->host = fn;
+    vm->host = host;
     vm->host_ctx = ctx;
+}
+
+void
+krl_vm_set_context(struct krl_vm *vm, const char *rid, const char *rule_name,
+                   const char *txn_id)
+{
+    vm->rid = rid;
+    vm->rule_name = rule_name;
+    vm->txn_id = txn_id;
+}
+
+static kval
+no_host(const char *domain, const char *name)
+{
+    return kval_error("Error: %s:%s is not available here", domain, name);
+}
+
+/* host_get - a domain identifier read as a property */
+static kval
+host_get(struct krl_vm *vm, const char *domain, const char *name)
+{
+    if (vm->host == NULL || vm->host->get == NULL)
+        return no_host(domain, name);
+    return vm->host->get(vm->host_ctx, vm, domain, name);
+}
+
+void *
+krl_vm_host_ctx(const struct krl_vm *vm)
+{
+    return vm->host_ctx;
 }
 
 /* ------------------------------------------------------------------ */
@@ -311,6 +345,15 @@ send_directive(struct krl_vm *vm, const kval *name, const kval *options)
     d = kval_map_put_str(d, "name", op_to_string(name));
     kval opts = kval_is_null(options) ? kval_map() : kval_copy(options);
     d = kval_map_put_str(d, "options", opts);
+    kval meta = kval_map();
+    meta = kval_map_put_str(meta, "rid", vm->rid ? kval_cstr(vm->rid)
+                                                 : kval_null());
+    meta = kval_map_put_str(meta, "rule_name",
+                            vm->rule_name ? kval_cstr(vm->rule_name)
+                                          : kval_null());
+    meta = kval_map_put_str(meta, "txnId", vm->txn_id ? kval_cstr(vm->txn_id)
+                                                      : kval_null());
+    d = kval_map_put_str(d, "meta", meta);
     vm->directives = kval_array_append(vm->directives, kval_copy(&d));
     return d;
 }
@@ -360,14 +403,9 @@ run_actions(struct krl_vm *vm, struct frame *f,
     kval result = kval_null();
     for (size_t i = first; i < last; i++) {
         const struct ast_action *act = &b->actions[i];
-        kval fn;
-        if (act->callee->kind == AST_DOMAIN_IDENT) {
-            fn = kval_null();   /* module action: handled in call_value */
-        } else {
-            fn = eval_expr(vm, f, act->callee);
-            if (kval_is_error(&fn))
-                goto fail_fn;
-        }
+        kval fn = eval_expr(vm, f, act->callee);
+        if (kval_is_error(&fn))
+            goto fail_fn;
         size_t n = act->n_args;
         kval argv_small[8];
         kval *argv = n <= 8 ? argv_small : xcalloc(n, sizeof(kval));
@@ -383,13 +421,6 @@ run_actions(struct krl_vm *vm, struct frame *f,
         kval v;
         if (got < n) {
             v = err;
-        } else if (act->callee->kind == AST_DOMAIN_IDENT) {
-            const struct ast_expr *d = act->callee;
-            v = vm->host != NULL
-                    ? vm->host(vm->host_ctx, vm, d->u.dident.domain.s,
-                               d->u.dident.name.s, true, true, argv, n)
-                    : kval_error("Error: module %s is not available here",
-                                 d->u.dident.domain.s);
         } else {
             v = call_value(vm, &fn, act->args, argv, n, true);
         }
@@ -623,12 +654,6 @@ eval_call(struct krl_vm *vm, struct frame *f, const struct ast_expr *e)
         callee->u.ident.target != NULL) {
         result = call_builtin(vm, callee->u.ident.target, e->u.call.args,
                               argv, n);
-    } else if (callee->kind == AST_DOMAIN_IDENT) {
-        result = vm->host != NULL
-                     ? vm->host(vm->host_ctx, vm, callee->u.dident.domain.s,
-                                callee->u.dident.name.s, true, false, argv, n)
-                     : kval_error("Error: module %s is not available here",
-                                  callee->u.dident.domain.s);
     } else {
         kval fn = eval_expr(vm, f, callee);
         if (kval_is_error(&fn)) {
@@ -656,7 +681,7 @@ native_klog(struct krl_vm *vm, void *data, const kval *args, size_t n)
     (void)data;
     const kval *val = builtin_arg(args, n, 0);
     const kval *msg = builtin_arg(args, n, 1);
-    char *json = json_string(val, JSON_KRL);
+    char *json = json_to_cstr(val, JSON_KRL);
     kval m = kval_is_null(msg) ? kval_cstr("klog") : op_to_string(msg);
     fprintf(stderr, "klog: %s %s\n", kval_str_ptr(&m), json ? json : "?");
     free(json);
@@ -892,11 +917,7 @@ eval_expr(struct krl_vm *vm, struct frame *f, const struct ast_expr *e)
     case AST_IDENT:
         return eval_ident(vm, f, e);
     case AST_DOMAIN_IDENT:
-        if (vm->host == NULL)
-            return kval_error("Error: %s:%s is not available here",
-                              e->u.dident.domain.s, e->u.dident.name.s);
-        return vm->host(vm->host_ctx, vm, e->u.dident.domain.s,
-                        e->u.dident.name.s, false, false, NULL, 0);
+        return host_get(vm, e->u.dident.domain.s, e->u.dident.name.s);
     case AST_CALL:
         return eval_call(vm, f, e);
     case AST_DOT: {
@@ -1144,4 +1165,459 @@ krl_instance_query(struct krl_instance *inst, struct krl_vm *vm,
         kval_free(argv[i]);
     free(argv);
     return r;
+}
+
+int
+krl_instance_where(struct krl_instance *inst, struct krl_vm *vm,
+                   const struct ast_rule *rule, const struct ast_ee *prim,
+                   const kval *captures, kval *err)
+{
+    if (prim->where == NULL)
+        return 1;
+    struct arena_mark mark = arena_mark(vm->arena);
+    uint64_t closures_before = vm->closures_made;
+    struct frame *f = frame_new(vm, inst->globals, rule->frame_size);
+    size_t n_caps = captures != NULL && kval_kind(captures) == KV_ARRAY
+                        ? kval_array_len(captures)
+                        : 0;
+    for (size_t i = 0; i < prim->n_setting; i++)
+        if (i < n_caps)
+            slot_set(f, prim->setting_slots[i],
+                     kval_copy(kval_array_get(captures, i)));
+    kval v = eval_expr(vm, f, prim->where);
+    int result;
+    if (kval_is_error(&v)) {
+        *err = v;
+        result = -1;
+    } else {
+        result = kval_truthy(&v) ? 1 : 0;
+        kval_free(v);
+    }
+    if (vm->closures_made == closures_before) {
+        frame_clear(f);
+        arena_release(vm->arena, mark);
+    } else {
+        frame_keep(vm, f);
+    }
+    return result;
+}
+
+/* ------------------------------------------------------------------ */
+/* Rules                                                               */
+
+const struct krl_ruleset *
+krl_instance_ruleset(const struct krl_instance *inst)
+{
+    return inst->rs;
+}
+
+/* One run of a rule body. */
+struct rule_run {
+    struct krl_vm *vm;
+    const struct ast_rule *rule;
+    struct frame *f;            /* the rule's frame */
+    kval err;                   /* set when a statement fails */
+};
+
+enum run_status {
+    RUN_OK,
+    RUN_LAST,
+    RUN_ERROR
+};
+
+/* bind_settings - the select's setting variables from BINDINGS by name */
+static void
+bind_settings(const struct ast_ee *ee, struct frame *f, const kval *bindings)
+{
+    if (ee == NULL)
+        return;
+    for (size_t i = 0; i < ee->n_setting; i++) {
+        const kval *v = kval_map_get(bindings, ee->setting[i].s,
+                                     ee->setting[i].len);
+        slot_set(f, ee->setting_slots[i], v ? kval_copy(v) : kval_null());
+    }
+    for (size_t i = 0; i < ee->n_agg_vars; i++) {
+        const kval *v = kval_map_get(bindings, ee->agg_vars[i].s,
+                                     ee->agg_vars[i].len);
+        slot_set(f, ee->agg_slots[i], v ? kval_copy(v) : kval_null());
+    }
+    for (size_t i = 0; i < ee->n_items; i++)
+        bind_settings(ee->items[i], f, bindings);
+}
+
+static enum run_status
+fail(struct rule_run *r, kval err)
+{
+    r->err = err;
+    return RUN_ERROR;
+}
+
+/* host_effect - check a host is there for a postlude effect */
+static bool
+has_effect(struct rule_run *r, const void *fn, const char *what)
+{
+    if (r->vm->host != NULL && fn != NULL)
+        return true;
+    r->err = kval_error("Error: %s is not available here", what);
+    return false;
+}
+
+/* event_name - the domain and type of a raise or schedule statement:
+ * "raise d event t" or the dynamic "raise event "d:t"" (whitespace
+ * removed, split at the first colon) */
+static enum run_status
+event_name(struct rule_run *r, const struct ast_stmt *st, kval *domain,
+           kval *type)
+{
+    kval t = eval_expr(r->vm, r->f, st->event_type);
+    if (kval_is_error(&t))
+        return fail(r, t);
+    kval text = op_to_string(&t);
+    kval_free(t);
+    if (st->event_domain.s != NULL) {
+        *domain = kval_str(st->event_domain.s, st->event_domain.len);
+        *type = text;
+        return RUN_OK;
+    }
+    struct buf b;
+    buf_init(&b);
+    const char *p = kval_str_ptr(&text);
+    for (size_t i = 0; i < kval_str_bytes(&text); i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
+            buf_addc(&b, p[i]);
+    kval_free(text);
+    const char *colon = memchr(b.data, ':', b.len);
+    if (colon == NULL) {
+        buf_release(&b);
+        return fail(r, kval_error("Error: raise event needs \"domain:type\""));
+    }
+    *domain = kval_str(b.data, (size_t)(colon - b.data));
+    *type = kval_str(colon + 1, b.len - (size_t)(colon - b.data) - 1);
+    buf_release(&b);
+    return RUN_OK;
+}
+
+/* eval_opt - evaluate E, or null when E is NULL */
+static kval
+eval_opt(struct rule_run *r, const struct ast_expr *e)
+{
+    return e != NULL ? eval_expr(r->vm, r->f, e) : kval_null();
+}
+
+static enum run_status
+run_stmt(struct rule_run *r, const struct ast_stmt *st)
+{
+    struct krl_vm *vm = r->vm;
+    const struct krl_host *h = vm->host;
+    void *ctx = vm->host_ctx;
+    kval v = kval_null(), path = kval_null(), res = kval_null();
+    kval domain = kval_null(), type = kval_null();
+    kval attrs = kval_null(), extra = kval_null();
+    enum run_status status = RUN_OK;
+
+    switch (st->kind) {
+    case AST_STMT_DECL:
+        v = eval_expr(vm, r->f, st->decl.value);
+        if (kval_is_error(&v))
+            return fail(r, v);
+        slot_set(r->f, st->decl.slot, v);
+        return RUN_OK;
+    case AST_STMT_ENT_SET:
+    case AST_STMT_CLEAR:
+        path = eval_opt(r, st->ent_path);
+        if (kval_is_error(&path))
+            return fail(r, path);
+        if (st->kind == AST_STMT_ENT_SET) {
+            v = eval_expr(vm, r->f, st->value);
+            if (kval_is_error(&v)) {
+                status = fail(r, v);
+                v = kval_null();
+            } else if (has_effect(r, h ? (const void *)h->ent_set : NULL,
+                                  "ent:")) {
+                res = h->ent_set(ctx, st->ent_name.s,
+                                 st->ent_path ? &path : NULL, &v);
+            } else {
+                status = RUN_ERROR;
+            }
+        } else if (has_effect(r, h ? (const void *)h->ent_clear : NULL,
+                              "ent:")) {
+            res = h->ent_clear(ctx, st->ent_name.s,
+                               st->ent_path ? &path : NULL);
+        } else {
+            status = RUN_ERROR;
+        }
+        break;
+    case AST_STMT_RAISE:
+    case AST_STMT_SCHEDULE: {
+        bool is_raise = st->kind == AST_STMT_RAISE;
+        if (!has_effect(r, h ? (is_raise ? (const void *)h->raise
+                                         : (const void *)h->schedule)
+                             : NULL,
+                        is_raise ? "raise" : "schedule"))
+            return RUN_ERROR;
+        if (event_name(r, st, &domain, &type) != RUN_OK)
+            return RUN_ERROR;
+        attrs = eval_opt(r, st->attributes);
+        if (kval_is_error(&attrs)) {
+            status = fail(r, attrs);
+            attrs = kval_null();
+            break;
+        }
+        extra = eval_opt(r, is_raise ? st->for_rid
+                                     : (st->at ? st->at : st->repeat));
+        if (kval_is_error(&extra)) {
+            status = fail(r, extra);
+            extra = kval_null();
+            break;
+        }
+        if (is_raise) {
+            res = h->raise(ctx, kval_str_ptr(&domain), kval_str_ptr(&type),
+                           &attrs, &extra);
+        } else {
+            kval none = kval_null();
+            res = h->schedule(ctx, kval_str_ptr(&domain), kval_str_ptr(&type),
+                              st->at ? &extra : &none,
+                              st->at ? &none : &extra, &attrs);
+            if (!kval_is_error(&res) && st->setting_slot >= 0) {
+                slot_set(r->f, st->setting_slot, res);
+                res = kval_null();
+            }
+        }
+        break;
+    }
+    case AST_STMT_LOG:
+    case AST_STMT_ERROR:
+        v = eval_expr(vm, r->f, st->value);
+        if (kval_is_error(&v))
+            return fail(r, v);
+        if (st->kind == AST_STMT_LOG) {
+            if (h != NULL && h->log != NULL)
+                h->log(ctx, st->level.s, &v);
+            break;
+        }
+        if (!has_effect(r, h ? (const void *)h->error : NULL, "error")) {
+            status = RUN_ERROR;
+            break;
+        }
+        res = h->error(ctx, st->level.s, &v, r->rule->name.s);
+        if (strcmp(st->level.s, "error") == 0)
+            status = RUN_LAST;
+        break;
+    case AST_STMT_LAST:
+        return RUN_LAST;
+    }
+    if (kval_is_error(&res)) {
+        status = fail(r, res);
+        res = kval_null();
+    }
+    kval_free(v);
+    kval_free(path);
+    kval_free(res);
+    kval_free(domain);
+    kval_free(type);
+    kval_free(attrs);
+    kval_free(extra);
+    return status;
+}
+
+static enum run_status
+run_stmts(struct rule_run *r, const struct ast_stmt *stmts, size_t n,
+          bool is_final)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct ast_stmt *st = &stmts[i];
+        if (st->guard == AST_GUARD_ON_FINAL && !is_final)
+            continue;
+        if (st->guard == AST_GUARD_IF) {
+            kval g = eval_expr(r->vm, r->f, st->guard_expr);
+            if (kval_is_error(&g))
+                return fail(r, g);
+            bool go = kval_truthy(&g);
+            kval_free(g);
+            if (!go)
+                continue;
+        }
+        enum run_status s = run_stmt(r, st);
+        if (s != RUN_OK)
+            return s;
+    }
+    return RUN_OK;
+}
+
+/* run_body - pre, actions and postlude, once */
+static enum run_status
+run_body(struct rule_run *r, bool is_final)
+{
+    const struct ast_rule *rule = r->rule;
+    kval v = eval_decls(r->vm, r->f, rule->pre, rule->n_pre);
+    if (kval_is_error(&v))
+        return fail(r, v);
+    bool fired;
+    v = run_actions(r->vm, r->f, rule->actions, &fired);
+    if (kval_is_error(&v))
+        return fail(r, v);
+    kval_free(v);
+    const struct ast_postlude *p = &rule->postlude;
+    enum run_status s = RUN_OK;
+    switch (p->kind) {
+    case AST_POST_NONE:
+        return RUN_OK;
+    case AST_POST_ALWAYS:
+        return run_stmts(r, p->stmts, p->n_stmts, is_final);
+    case AST_POST_FIRED:
+    case AST_POST_NOTFIRED:
+        if (fired == (p->kind == AST_POST_FIRED))
+            s = run_stmts(r, p->stmts, p->n_stmts, is_final);
+        else
+            s = run_stmts(r, p->else_stmts, p->n_else, is_final);
+        if (s != RUN_OK)
+            return s;
+        return run_stmts(r, p->finally_stmts, p->n_finally, is_final);
+    }
+    return RUN_OK;
+}
+
+/* run_loops - the foreach loops from LEVEL in, then the body; IS_FINAL is
+ * whether every enclosing loop is on its last iteration */
+static enum run_status
+run_loops(struct rule_run *r, size_t level, bool is_final)
+{
+    const struct ast_rule *rule = r->rule;
+    if (level == rule->n_foreach)
+        return run_body(r, is_final);
+    const struct ast_foreach *fe = &rule->foreach[level];
+    kval coll = eval_expr(r->vm, r->f, fe->collection);
+    if (kval_is_error(&coll))
+        return fail(r, coll);
+    enum run_status s = RUN_OK;
+    if (kval_kind(&coll) == KV_ARRAY) {
+        size_t n = kval_array_len(&coll);
+        for (size_t i = 0; i < n && s == RUN_OK; i++) {
+            slot_set(r->f, fe->value_slot,
+                     kval_copy(kval_array_get(&coll, i)));
+            if (fe->key_slot >= 0)
+                slot_set(r->f, fe->key_slot, kval_number((double)i));
+            s = run_loops(r, level + 1, is_final && i + 1 == n);
+        }
+    } else if (kval_kind(&coll) == KV_MAP) {
+        size_t n = kval_map_len(&coll), i = 0;
+        struct kval_map_iter it;
+        const kval *k, *v;
+        kval_map_iter_init(&it, &coll);
+        while (s == RUN_OK && kval_map_iter_next(&it, &k, &v)) {
+            slot_set(r->f, fe->value_slot, kval_copy(v));
+            if (fe->key_slot >= 0)
+                slot_set(r->f, fe->key_slot, kval_copy(k));
+            i++;
+            s = run_loops(r, level + 1, is_final && i == n);
+        }
+        kval_map_iter_done(&it);
+    }
+    /* anything else (null, a string, a number) gives no iteration, as
+       lodash's toPairs does for the values KRL can hold */
+    kval_free(coll);
+    return s;
+}
+
+/* rule_frame_enter/leave - the rule's frame, reclaimed as calls are */
+struct rule_frame_mark {
+    struct arena_mark mark;
+    uint64_t closures;
+};
+
+static struct frame *
+rule_frame_enter(struct krl_instance *inst, struct krl_vm *vm,
+                 const struct ast_rule *rule, struct rule_frame_mark *m)
+{
+    m->mark = arena_mark(vm->arena);
+    m->closures = vm->closures_made;
+    return frame_new(vm, inst->globals, rule->frame_size);
+}
+
+static void
+rule_frame_leave(struct krl_vm *vm, struct frame *f,
+                 const struct rule_frame_mark *m)
+{
+    if (vm->closures_made == m->closures) {
+        frame_clear(f);
+        arena_release(vm->arena, m->mark);
+    } else {
+        frame_keep(vm, f);
+    }
+}
+
+enum krl_rule_end
+krl_rule_run(struct krl_instance *inst, struct krl_vm *vm,
+             const struct ast_rule *rule, const kval *bindings, kval *err)
+{
+    struct rule_frame_mark m;
+    struct rule_run r = {vm, rule, rule_frame_enter(inst, vm, rule, &m),
+                         kval_null()};
+    if (bindings != NULL && kval_kind(bindings) == KV_MAP)
+        bind_settings(rule->select_when, r.f, bindings);
+    enum run_status s = run_loops(&r, 0, true);
+    rule_frame_leave(vm, r.f, &m);
+    if (s == RUN_ERROR) {
+        *err = r.err;
+        return KRL_RULE_ERROR;
+    }
+    kval_free(r.err);
+    return s == RUN_LAST ? KRL_RULE_LAST : KRL_RULE_DONE;
+}
+
+int
+krl_rule_select_where(struct krl_instance *inst, struct krl_vm *vm,
+                      const struct ast_rule *rule, kval *err)
+{
+    if (rule->select_where == NULL)
+        return 1;
+    struct rule_frame_mark m;
+    struct frame *f = rule_frame_enter(inst, vm, rule, &m);
+    kval v = eval_expr(vm, f, rule->select_where);
+    int result;
+    if (kval_is_error(&v)) {
+        *err = v;
+        result = -1;
+    } else {
+        result = kval_truthy(&v) ? 1 : 0;
+        kval_free(v);
+    }
+    rule_frame_leave(vm, f, &m);
+    return result;
+}
+
+int
+krl_rule_within_ms(struct krl_instance *inst, struct krl_vm *vm,
+                   const struct ast_rule *rule, int64_t *ms, kval *err)
+{
+    static const double period_ms[] = {
+        [AST_PERIOD_NONE] = 0,
+        [AST_PERIOD_SECONDS] = 1000.0,
+        [AST_PERIOD_MINUTES] = 60 * 1000.0,
+        [AST_PERIOD_HOURS] = 3600 * 1000.0,
+        [AST_PERIOD_DAYS] = 86400 * 1000.0,
+        [AST_PERIOD_WEEKS] = 7 * 86400 * 1000.0,
+        [AST_PERIOD_MONTHS] = 30 * 86400 * 1000.0,
+        [AST_PERIOD_YEARS] = 365 * 86400 * 1000.0,
+    };
+    *ms = -1;
+    if (rule->within == NULL)
+        return 0;
+    struct rule_frame_mark m;
+    struct frame *f = rule_frame_enter(inst, vm, rule, &m);
+    kval v = eval_expr(vm, f, rule->within);
+    rule_frame_leave(vm, f, &m);
+    if (kval_is_error(&v)) {
+        *err = v;
+        return -1;
+    }
+    double n;
+    if (!op_to_number(&v, &n)) {
+        kval_free(v);
+        *err = kval_error("TypeError: within needs a number");
+        return -1;
+    }
+    kval_free(v);
+    *ms = (int64_t)(n * period_ms[rule->within_period]);
+    return 0;
 }

@@ -204,7 +204,7 @@ resolve_args(struct resolver *r, struct ast_arg *args, size_t n)
             named = true;
         else if (named)
             error_at(r, args[i].pos,
-                     "Positional argument after a named one%s", "");
+                     "Positional argument after a named one");
         resolve_expr(r, args[i].value);
     }
 }
@@ -375,12 +375,9 @@ resolve_action_block(struct resolver *r, struct ast_action_block *b)
         }
         resolve_args(r, act->args, act->n_args);
         if (b->kind == AST_BLOCK_CHOOSE && act->label.s == NULL)
-            error_at(r, act->pos, "Every action of choose needs a label%s",
-                     "");
-    }
-    /* setting variables are bound after all actions ran */
-    for (size_t i = 0; i < b->n_actions; i++) {
-        struct ast_action *act = &b->actions[i];
+            error_at(r, act->pos, "Every action of choose needs a label");
+        /* an action's setting variable is seen by the actions after it
+           and by the postlude */
         act->setting_slot = -1;
         if (act->n_setting > 0)
             act->setting_slot = declare(r, act->setting[0], act->pos, -1,

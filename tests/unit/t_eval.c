@@ -89,13 +89,13 @@ test_compile_errors(void)
          "    pre { x = zzz }\n  }\n}",
          "4:15: Undefined id: zzz"},
         {"ruleset a {\n  global { f = function(a, b = 1, c) { a } }\n}",
-         "2:36: Parameter c without a default"},
+         "2:35: Parameter c without a default"},
         {"ruleset a {\n  global { x = re#(# }\n}",
          "2:16: Invalid regular expression"},
         {"ruleset a {\n  global {\n    g = function() { later }\n"
          "    later = 1\n  }\n  rule r { select when a b\n"
          "    send_directive(\"x\", {\"v\": undefinedthing}) }\n}",
-         "7:32: Undefined id: undefinedthing"},
+         "7:31: Undefined id: undefinedthing"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *got = compile_error(cases[i].src);
@@ -130,7 +130,7 @@ static void
 t_eq_json(kval v, const char *want, const char *name)
 {
     char *got = kval_is_error(&v) ? xstrdup(kval_error_msg(&v))
-                                  : json_string(&v, JSON_KRL);
+                                  : json_to_cstr(&v, JSON_KRL);
     t_eq_str(got, want, name);
     free(got);
     kval_free(v);
@@ -243,7 +243,7 @@ same_json(const char *expected, const kval *got)
     } else {
         /* compare as the runner does: through JSON, so a null member and
            an absent one are the same */
-        char *text = json_string(got, JSON_DATA);
+        char *text = json_to_cstr(got, JSON_DATA);
         kval result = kval_map();
         kval back = text ? json_parse(text, strlen(text)) : kval_null();
         result = kval_map_put_str(result, "result", back);
@@ -314,7 +314,7 @@ run_query_case(const char *name, int *cases_run)
         t_ok(ok, label);
         if (!ok) {
             char *g = kval_is_error(&got) ? xstrdup(kval_error_msg(&got))
-                                          : json_string(&got, JSON_KRL);
+                                          : json_to_cstr(&got, JSON_KRL);
             printf("  input:    %s\n  expected: %s\n  got:      %s\n",
                    in_line, out_line ? out_line : "(none)", g ? g : "?");
             free(g);
