@@ -1,0 +1,1 @@
+x = function(a, b = 2) { c = a.put(["k"], b); c{"k"} }; x(1) => "y" | not 2 cmp 3

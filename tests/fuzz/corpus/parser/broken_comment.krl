@@ -1,0 +1,2 @@
+/* open comment
+ruleset a {}

@@ -1,0 +1,1 @@
+ruleset a { meta { use module b.c alias d with e = 1 and f = re#x\#y#gim } global { g = defaction(h) { if h then every { noop() } return 1 } } rule i { select when any 2 (a b, c d, count 3 (e f) max(m)) within 5 minutes fired { ent:x{"y"} := 1 on final; raise event "a:b" for "c" attributes {} } }

@@ -1,0 +1,1 @@
+ruleset a { rule b { select when a b c re#(.*)# setting(x) where x like "y"

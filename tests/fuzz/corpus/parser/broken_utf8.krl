@@ -1,0 +1,1 @@
+ruleset a { rule b { select when a bÿ } }
