@@ -1,0 +1,245 @@
+/*
+ * store.h - persistent storage: the only way the engine reaches the
+ * database.  The embedded backend is SQLite in WAL mode (store_sqlite.c is
+ * the only file that includes sqlite3.h); the interface is written so that
+ * a second backend (PostgreSQL) could implement it unchanged.
+ *
+ * A struct store is one connection with its prepared statements.  It
+ * belongs to one thread at a time; threads open their own.  Several
+ * processes (picomaild and the picomail command) may open the same file.
+ *
+ * Transactions: store_begin() starts a write transaction (BEGIN IMMEDIATE),
+ * store_commit()/store_rollback() end it.  Calls made outside a
+ * transaction run in their own implicit one.  Everything the engine does
+ * for one event happens between one begin and commit, so an event happens
+ * wholly or not at all; several independent events may share one
+ * transaction (group commit).
+ *
+ * Values (entity variables, configs, policies, event attributes, states)
+ * are KRL values stored as JSON text (json.h, JSON_DATA): a function or
+ * regexp cannot be stored (store_*_put returns STORE_EINVAL).
+ *
+ * Return values: 0 success, STORE_NOTFOUND when the thing is absent,
+ * STORE_BUSY when the database stayed locked past the busy timeout (a
+ * temporary failure: retry later, answer LMTP with 4xx), STORE_EINVAL for
+ * invalid input, STORE_ERROR for anything else; store_errmsg() says why.
+ * Strings and kvals returned through OUT parameters are owned by the caller
+ * (kval_free, or the record's release function).
+ */
+#ifndef PICOMAIL_STORE_H
+#define PICOMAIL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "picomail/value.h"
+
+enum {
+    STORE_OK = 0,
+    STORE_NOTFOUND = 1,
+    STORE_BUSY = -2,
+    STORE_EINVAL = -3,
+    STORE_ERROR = -1
+};
+
+struct store;
+
+struct store_options {
+    int busy_timeout_ms;        /* how long to wait on a lock; default 5000 */
+    bool synchronous_full;      /* fsync at every commit (durable against
+                                   power loss); default true */
+};
+
+/* store_open - open (creating and migrating when needed) the database at
+ * PATH; ":memory:" for a private in-memory one.  NULL on failure with a
+ * message in ERRBUF. */
+struct store *store_open(const char *path, const struct store_options *opt,
+                         char *errbuf, size_t errlen);
+struct store *store_close(struct store *s);
+const char *store_errmsg(const struct store *s);
+
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+int store_rollback(struct store *s);
+/* store_begin_read - a read transaction (BEGIN DEFERRED): one consistent
+ * view for several reads; end it with store_rollback or store_commit */
+int store_begin_read(struct store *s);
+/* store_savepoint - a nested point inside the open transaction;
+ * store_savepoint_release keeps what was done since, and
+ * store_savepoint_rollback undoes it (both end the savepoint) */
+int store_savepoint(struct store *s);
+int store_savepoint_release(struct store *s);
+int store_savepoint_rollback(struct store *s);
+
+/* store_meta_get/put - small engine settings (e.g. "root_pico") */
+int store_meta_get(struct store *s, const char *key, char **value);
+int store_meta_put(struct store *s, const char *key, const char *value);
+
+/* ---- picos ---- */
+
+struct store_pico {
+    char *id;
+    char *parent_id;            /* NULL for a root pico */
+    char *name;                 /* unique; NULL when unnamed */
+    int64_t created_ms;
+};
+void store_pico_release(struct store_pico *p);
+
+int store_pico_new(struct store *s, const char *id, const char *parent_id,
+                   const char *name);
+/* store_pico_get - by id, or else by name */
+int store_pico_get(struct store *s, const char *id_or_name,
+                   struct store_pico *out);
+/* store_pico_children - an array of child pico ids (new reference) */
+int store_pico_children(struct store *s, const char *id, kval *out);
+/* store_pico_list - an array of {id, parent, name} maps, by creation */
+int store_pico_list(struct store *s, kval *out);
+int64_t store_pico_count(struct store *s);
+/* store_pico_delete - the pico and everything it owns (channels,
+ * installations, entity variables, event-expression states, schedules);
+ * not its children: the caller deletes those first */
+int store_pico_delete(struct store *s, const char *id);
+
+/* ---- channels ---- */
+
+struct store_channel {
+    char *eci;                  /* lower case */
+    char *pico_id;
+    kval tags;                  /* array of strings */
+    kval event_policy;          /* {allow: [{domain, name}], deny: [...]} */
+    kval query_policy;          /* {allow: [{rid, name}], deny: [...]} */
+    char *family_pico_id;       /* for family channels: the only pico that
+                                   may use it; else NULL */
+    char *alias;                /* unique mail alias, or NULL */
+    kval senders;               /* array of accepted addresses/domains;
+                                   empty: anyone */
+    bool require_dkim;
+    bool require_dmarc;
+};
+void store_channel_release(struct store_channel *c);
+
+/* store_channel_put - insert or replace by eci */
+int store_channel_put(struct store *s, const struct store_channel *c);
+/* store_channel_get - by eci (matched case-insensitively) */
+int store_channel_get(struct store *s, const char *eci,
+                      struct store_channel *out);
+int store_channel_get_by_alias(struct store *s, const char *alias,
+                               struct store_channel *out);
+/* store_channel_list - an array of channel maps {eci, pico_id, tags,
+ * event_policy, query_policy, family_pico_id, alias, senders,
+ * require_dkim, require_dmarc} of PICO_ID, by eci */
+int store_channel_list(struct store *s, const char *pico_id, kval *out);
+int store_channel_delete(struct store *s, const char *eci);
+
+/* ---- rulesets ---- */
+
+struct store_ruleset {
+    char *rid;
+    char *hash;                 /* sha256 of the source, hex */
+    char *version;              /* meta version, or NULL */
+    char *source;               /* the KRL text */
+    int64_t registered_ms;
+};
+void store_ruleset_release(struct store_ruleset *r);
+
+/* store_ruleset_put - register SOURCE as the current version of RID
+ * (older versions stay reachable by hash) */
+int store_ruleset_put(struct store *s, const char *rid, const char *hash,
+                      const char *version, const char *source);
+/* store_ruleset_get - the current version of RID */
+int store_ruleset_get(struct store *s, const char *rid,
+                      struct store_ruleset *out);
+int store_ruleset_get_hash(struct store *s, const char *hash,
+                           struct store_ruleset *out);
+/* store_ruleset_list - an array of {rid, hash, version, registered} maps
+ * of the current versions, by rid */
+int store_ruleset_list(struct store *s, kval *out);
+/* store_ruleset_delete - forget RID (all versions); installed rulesets are
+ * the caller's to check first */
+int store_ruleset_delete(struct store *s, const char *rid);
+
+/* ---- installations ---- */
+
+/* store_install_put - install RID (at HASH, with CONFIG, a map) on a pico;
+ * installing again updates hash and config and keeps the install order */
+int store_install_put(struct store *s, const char *pico_id, const char *rid,
+                      const char *hash, const kval *config);
+int store_install_delete(struct store *s, const char *pico_id,
+                         const char *rid);
+/* store_install_list - an array of {rid, hash, config} maps in install
+ * order */
+int store_install_list(struct store *s, const char *pico_id, kval *out);
+/* store_install_users - pico ids that have RID installed (array) */
+int store_install_users(struct store *s, const char *rid, kval *out);
+
+/* ---- entity variables (pico, rid, name) ---- */
+
+int store_ent_get(struct store *s, const char *pico_id, const char *rid,
+                  const char *name, kval *out);
+int store_ent_put(struct store *s, const char *pico_id, const char *rid,
+                  const char *name, const kval *value);
+int store_ent_delete(struct store *s, const char *pico_id, const char *rid,
+                     const char *name);
+/* store_ent_list - a map name -> value of every variable of (pico, rid) */
+int store_ent_list(struct store *s, const char *pico_id, const char *rid,
+                   kval *out);
+/* store_ent_delete_rid - every variable of (pico, rid) */
+int store_ent_delete_rid(struct store *s, const char *pico_id,
+                         const char *rid);
+
+/* ---- event-expression state (pico, rid, rule) ---- */
+
+/* store_ee_get - the state saved for HASH (the ruleset version); a state
+ * saved for another version is STORE_NOTFOUND */
+int store_ee_get(struct store *s, const char *pico_id, const char *rid,
+                 const char *rule, const char *hash, kval *out);
+int store_ee_put(struct store *s, const char *pico_id, const char *rid,
+                 const char *rule, const char *hash, const kval *state);
+int store_ee_delete_rid(struct store *s, const char *pico_id,
+                        const char *rid);
+
+/* ---- scheduled events ---- */
+
+struct store_schedule {
+    char *id;
+    char *pico_id;
+    char *rid;
+    char *type;                 /* "at" or "repeat" */
+    int64_t at_ms;              /* "at": when; "repeat": next firing */
+    char *timespec;             /* "repeat": the cron text; else NULL */
+    kval event;                 /* {eci, domain, name, attrs} */
+};
+void store_schedule_release(struct store_schedule *sc);
+
+int store_schedule_put(struct store *s, const struct store_schedule *sc);
+int store_schedule_delete(struct store *s, const char *id);
+/* store_schedule_list - an array of entry maps {id, type, time|timespec,
+ * event} of (pico, rid); RID NULL for every rid of the pico */
+int store_schedule_list(struct store *s, const char *pico_id,
+                        const char *rid, kval *out);
+/* store_schedule_next_due - the entry with the smallest at_ms, if any */
+int store_schedule_next_due(struct store *s, struct store_schedule *out);
+
+/* ---- event log ---- */
+
+struct store_log_entry {
+    const char *eid;
+    const char *pico_id;
+    int64_t time_ms;
+    const char *kind;           /* "event" or "query" */
+    const char *domain;         /* event domain, or query rid */
+    const char *name;           /* event type, or query name */
+    const kval *attrs;          /* event attrs or query args; may be NULL */
+    const kval *result;         /* directives or query result; may be NULL */
+    const char *error;          /* the error message, or NULL */
+};
+
+int store_log_add(struct store *s, const struct store_log_entry *e);
+/* store_log_list - the LIMIT most recent entries (of PICO_ID, or all when
+ * NULL), newest first, as maps {eid, pico_id, time, kind, domain, name,
+ * attrs, result, error} */
+int store_log_list(struct store *s, const char *pico_id, int limit,
+                   kval *out);
+
+#endif
