@@ -23,13 +23,15 @@ ifeq ($(SAN),1)
 OPT     = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
           -fno-omit-frame-pointer
 endif
-PKGS    = jansson libpcre2-8
+PKGS    = jansson libpcre2-8 sqlite3 libcrypto
 CFLAGS_ALL  = $(CSTD) $(WARN) $(OPT) -iquote include \
+              -DSYSCONFDIR='"$(SYSCONFDIR)"' \
               $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
-LDLIBS_ALL  = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lpcre2-8) -lm -lpthread $(LDLIBS)
+LDLIBS_ALL  = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lpcre2-8 -lsqlite3 -lcrypto) -lm -lpthread $(LDLIBS)
 LDFLAGS_ALL = $(OPT) $(LDFLAGS)
 
-LIB_SRC  = $(wildcard src/util/*.c) $(wildcard src/krl/*.c)
+LIB_SRC  = $(wildcard src/util/*.c) $(wildcard src/krl/*.c) \
+           $(wildcard src/store/*.c) $(wildcard src/engine/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB      = $(BUILD)/libpicomail.a
 CLI_SRC  = $(wildcard src/cli/*.c)

@@ -6,7 +6,7 @@ set -e
 
 # Build: compiler, pkg-config, libraries.  Test: clang's libFuzzer for the
 # parser fuzzer, python3 for the conformance runner, valgrind.
-PACKAGES="gcc make pkg-config libjansson-dev libpcre2-dev libsqlite3-dev
+PACKAGES="gcc make pkg-config libjansson-dev libpcre2-dev libsqlite3-dev libssl-dev
 sqlite3 clang python3 valgrind"
 
 missing=""

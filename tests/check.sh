@@ -53,7 +53,10 @@ for variant in normal asan; do
     stage "build ($variant)" sh -c "make -s -j$JOBS $args all && echo '1 passed, 0 failed'"
     # shellcheck disable=SC2086
     stage "unit tests ($variant)" make -s $args unit
-    stage "krl tests ($variant)" python3 tests/krl/run.py "$( [ $variant = normal ] && echo build || echo build/asan )"
+    dir=$( [ $variant = normal ] && echo build || echo build/asan )
+    stage "krl tests ($variant)" python3 tests/krl/run.py "$dir"
+    stage "conformance ($variant)" \
+        python3 ../shared/conformance/run --quiet --timeout 60 -- "$dir/picomail" replay
 done
 
 if command -v clang >/dev/null 2>&1; then

@@ -110,6 +110,9 @@ void krl_vm_set_host(struct krl_vm *vm, const struct krl_host *host,
                      void *ctx);
 /* krl_vm_host_ctx - the CTX given to krl_vm_set_host */
 void *krl_vm_host_ctx(const struct krl_vm *vm);
+/* krl_vm_current_rid - the ruleset whose code is running: a module's
+ * function runs as its own ruleset (its ent: variables are its own) */
+const char *krl_vm_current_rid(const struct krl_vm *vm);
 /* krl_vm_set_context - the rid, rule and transaction id that directives
  * carry in their meta (borrowed; NULL for none) */
 void krl_vm_set_context(struct krl_vm *vm, const char *rid,
@@ -126,7 +129,21 @@ struct krl_instance *krl_instance_new(const struct krl_ruleset *rs,
                                       const kval *config,
                                       const struct krl_limits *lim,
                                       kval *error);
+/* krl_instance_new_hosted - the same, with a host answering domain
+ * identifiers met while evaluating the global block (e.g. module
+ * functions of used modules) */
+struct krl_instance *krl_instance_new_hosted(const struct krl_ruleset *rs,
+                                             const kval *config,
+                                             const struct krl_limits *lim,
+                                             const struct krl_host *host,
+                                             void *host_ctx, kval *error);
 struct krl_instance *krl_instance_free(struct krl_instance *inst);
+/* krl_instance_provided - the value of NAME if the ruleset provides it */
+kval krl_instance_provided(const struct krl_instance *inst, const char *name);
+/* krl_ruleset_use_config - the `with` values of the I-th `use module` of RS
+ * as a map (they may use builtins only) */
+kval krl_ruleset_use_config(const struct krl_ruleset *rs, size_t i,
+                            const struct krl_limits *lim);
 
 /* krl_instance_query - the value of shared NAME, called with ARGS (a map of
  * parameter name to value) when it is a function */

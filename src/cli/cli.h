@@ -11,6 +11,17 @@
 
 int cmd_check(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_pico(int argc, char **argv);
+int cmd_channel(int argc, char **argv);
+int cmd_ruleset(int argc, char **argv);
+int cmd_install(int argc, char **argv);
+int cmd_uninstall(int argc, char **argv);
+int cmd_event(int argc, char **argv);
+int cmd_query(int argc, char **argv);
+int cmd_ent(int argc, char **argv);
+int cmd_log(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 
 /* cli_wants_help - print the usage of NAME if ARGV has --help */
 int cli_wants_help(int argc, char **argv, const char *name);

@@ -15,6 +15,46 @@ static const struct command {
     int (*run)(int argc, char **argv);
     const char *usage;
 } commands[] = {
+    {"init", cmd_init,
+     "init [--db FILE] [-c CONF] [--json]\n"
+     "    Make the database and its root pico (once); print the root's id."},
+    {"pico", cmd_pico,
+     "pico new NAME [--parent PICO] | pico list | pico show PICO | "
+     "pico rm PICO\n"
+     "    Make, list, show or remove picos (PICO: an id or a name)."},
+    {"channel", cmd_channel,
+     "channel new PICO [--tag T]... [--allow D:T]... [--deny D:T]...\n"
+     "        [--alias NAME] [--sender ADDR_OR_DOMAIN]... | "
+     "channel list PICO | channel rm ECI\n"
+     "    Make (printing its ECI and mail address), list or remove channels;\n"
+     "    D:T are event domain:type, * for any."},
+    {"ruleset", cmd_ruleset,
+     "ruleset register FILE.krl | ruleset list | ruleset show RID | "
+     "ruleset flush RID\n"
+     "    Register a ruleset's source (rid and sha256), list or show them;\n"
+     "    flush moves every pico using RID to its current version."},
+    {"install", cmd_install,
+     "install PICO RID [--config JSON]\n"
+     "    Install a registered ruleset on a pico."},
+    {"uninstall", cmd_uninstall,
+     "uninstall PICO RID\n"
+     "    Uninstall it (refused while another installed ruleset uses it)."},
+    {"event", cmd_event,
+     "event ECI DOMAIN TYPE [NAME=VALUE | NAME:=JSON]... [--time MS]\n"
+     "    Raise an event on a channel; print its eid and directives."},
+    {"query", cmd_query,
+     "query ECI RID NAME [NAME=VALUE | NAME:=JSON]...\n"
+     "    Call a shared function (or read a shared value) of a ruleset."},
+    {"ent", cmd_ent,
+     "ent PICO RID [NAME]\n"
+     "    Print an entity variable, or all of the ruleset's on the pico."},
+    {"log", cmd_log,
+     "log [PICO] [--limit N]\n"
+     "    Recent events with their directives or errors, newest first."},
+    {"replay", cmd_replay,
+     "replay RULESET.krl[,MORE.krl...] EVENTS.jsonl [--db FILE]\n"
+     "    Run a conformance case: a fresh pico with the rulesets installed\n"
+     "    in order, one JSON line out per event or query line in."},
     {"check", cmd_check,
      "check FILE.krl...\n"
      "    Parse and compile rulesets; print FILE:LINE:COL: message for each\n"
@@ -29,7 +69,10 @@ static const struct command {
 static void
 usage(FILE *out)
 {
-    fprintf(out, "usage: picomail COMMAND [ARGS]\n\ncommands:\n");
+    fprintf(out, "usage: picomail COMMAND [ARGS]\n\n"
+                 "Commands that use the database take --db FILE (default: "
+                 "`database` of\npicomail.conf), -c CONF and --json.\n\n"
+                 "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %s\n", commands[i].usage);
     fprintf(out, "\n'picomail COMMAND --help' shows one command.\n");

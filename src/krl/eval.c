@@ -42,6 +42,8 @@ struct frame {
 struct closure {
     const struct ast_expr *fn;      /* AST_FUNCTION or AST_DEFACTION */
     struct frame *env;              /* defining frame (borrowed) */
+    const char *rid;                /* ruleset it was made in, whose
+                                       entity variables it sees */
 };
 
 struct krl_vm {
@@ -245,6 +247,12 @@ krl_vm_host_ctx(const struct krl_vm *vm)
     return vm->host_ctx;
 }
 
+const char *
+krl_vm_current_rid(const struct krl_vm *vm)
+{
+    return vm->rid;
+}
+
 /* ------------------------------------------------------------------ */
 /* Frames and closures                                                 */
 
@@ -294,6 +302,7 @@ make_closure(struct krl_vm *vm, struct frame *env, const struct ast_expr *fn)
     struct closure *cl = arena_alloc(vm->arena, sizeof *cl);
     cl->fn = fn;
     cl->env = env;
+    cl->rid = vm->rid;
     vm->closures_made++;
     bool is_fn = fn->kind == AST_FUNCTION;
     const struct ast_param *params =
@@ -466,6 +475,9 @@ invoke_closure(struct krl_vm *vm, const struct closure *cl, const kval *args,
     if (vm->depth >= vm->lim.max_depth)
         return kval_error("RangeError: Maximum call stack size exceeded");
     vm->depth++;
+    const char *saved_rid = vm->rid;
+    if (cl->rid != NULL)
+        vm->rid = cl->rid;
     struct arena_mark mark = arena_mark(vm->arena);
     uint64_t closures_before = vm->closures_made;
     struct frame *f = frame_new(vm, cl->env, frame_size);
@@ -524,6 +536,7 @@ out:
     } else {
         frame_keep(vm, f);
     }
+    vm->rid = saved_rid;
     vm->depth--;
     return result;
 }
@@ -1065,7 +1078,7 @@ krl_body_free(struct krl_body *b)
 kval
 krl_body_eval(struct krl_vm *vm, const struct krl_body *b)
 {
-    struct closure cl = {b->fn, NULL};
+    struct closure cl = {b->fn, NULL, NULL};
     return invoke_closure(vm, &cl, NULL, NULL, 0);
 }
 
@@ -1076,10 +1089,21 @@ struct krl_instance *
 krl_instance_new(const struct krl_ruleset *rs, const kval *config,
                  const struct krl_limits *lim, kval *error)
 {
+    return krl_instance_new_hosted(rs, config, lim, NULL, NULL, error);
+}
+
+struct krl_instance *
+krl_instance_new_hosted(const struct krl_ruleset *rs, const kval *config,
+                        const struct krl_limits *lim,
+                        const struct krl_host *host, void *host_ctx,
+                        kval *error)
+{
     struct krl_instance *inst = xcalloc(1, sizeof *inst);
     inst->rs = rs;
     inst->arena = arena_new();
     struct krl_vm *vm = vm_new(lim, inst->arena);
+    krl_vm_set_host(vm, host, host_ctx);
+    vm->rid = rs->ast->rid.s;
     const struct ast_ruleset *ast = rs->ast;
     struct frame *g = frame_new(vm, NULL, ast->global_frame_size);
     frame_keep(vm, g);
@@ -1620,4 +1644,45 @@ krl_rule_within_ms(struct krl_instance *inst, struct krl_vm *vm,
     kval_free(v);
     *ms = (int64_t)(n * period_ms[rule->within_period]);
     return 0;
+}
+
+kval
+krl_instance_provided(const struct krl_instance *inst, const char *name)
+{
+    const struct ast_ruleset *ast = inst->rs->ast;
+    for (size_t i = 0; i < ast->meta.n_provides; i++)
+        if (strcmp(ast->meta.provides[i].s, name) == 0) {
+            const struct ast_decl *d = find_global(ast, name);
+            if (d != NULL)
+                return kval_copy(&inst->globals->slots[d->slot]);
+        }
+    return kval_error("Error: Module %s does not provide %s", ast->rid.s,
+                      name);
+}
+
+kval
+krl_ruleset_use_config(const struct krl_ruleset *rs, size_t i,
+                       const struct krl_limits *lim)
+{
+    const struct ast_ruleset *ast = rs->ast;
+    if (i >= ast->meta.n_uses)
+        return kval_error("Error: no such use");
+    const struct ast_use *use = &ast->meta.uses[i];
+    struct krl_vm *vm = vm_new(lim, NULL);
+    vm->rid = ast->rid.s;
+    struct frame *g = frame_new(vm, NULL, ast->global_frame_size);
+    kval config = kval_map();
+    for (size_t j = 0; j < use->n_with; j++) {
+        kval v = eval_expr(vm, g, use->with[j].value);
+        if (kval_is_error(&v)) {
+            kval_free(config);
+            config = v;
+            break;
+        }
+        config = kval_map_put(config, kval_str(use->with[j].name.s,
+                                               use->with[j].name.len), v);
+    }
+    frame_clear(g);
+    krl_vm_free(vm);
+    return config;
 }

@@ -1,0 +1,484 @@
+/*
+ * engine_event.c - processing one event or one query for a pico.
+ *
+ * See engine.c for the order of things.  The schedule is a queue of
+ * (installed ruleset, event) pairs; each ruleset runs its salient rules in
+ * declaration order with the event-expression state read from and written
+ * back to the store.  A rule body runs under a savepoint: a runtime error
+ * rolls that rule back and ends the event with the error (the effects of
+ * rules that completed before it stay, as in the reference engine).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "picomail/ids.h"
+#include "picomail/json.h"
+#include "picomail/mem.h"
+#include "picomail/policy.h"
+
+#include "engine_internal.h"
+
+void
+engine_txn_release(struct txn *t)
+{
+    for (size_t i = 0; i < t->n_installs; i++) {
+        free(t->installs[i].rid);
+        kval_free(t->installs[i].config);
+    }
+    free(t->installs);
+    for (size_t i = t->head; i < t->n; i++)
+        kval_free(t->sched[i].event);
+    free(t->sched);
+    kval_free(t->deferred);
+    krl_vm_free(t->vm);
+    memset(t, 0, sizeof *t);
+}
+
+kval
+engine_load_installs(struct txn *t)
+{
+    kval list;
+    int rc = store_install_list(t->e->st, t->pico_id, &list);
+    if (rc != STORE_OK)
+        return engine_store_error(t->e, rc);
+    size_t n = kval_array_len(&list);
+    t->installs = xcalloc(n + 1, sizeof *t->installs);
+    kval result = kval_null();
+    for (size_t i = 0; i < n; i++) {
+        const kval *m = kval_array_get(&list, i);
+        struct inst_ref *r = &t->installs[t->n_installs];
+        r->rid = xstrdup(kval_str_ptr(kval_map_get_str(m, "rid")));
+        const kval *config = kval_map_get_str(m, "config");
+        r->config = config ? kval_copy(config) : kval_null();
+        t->n_installs++;
+        kval err = kval_null();
+        r->c = engine_compiled(t->e,
+                               kval_str_ptr(kval_map_get_str(m, "hash")),
+                               &err);
+        if (r->c == NULL) {
+            result = err;
+            break;
+        }
+        r->inst = engine_instance(t, r->c, &r->config, &err);
+        if (r->inst == NULL) {
+            result = err;
+            break;
+        }
+    }
+    kval_free(list);
+    return result;
+}
+
+static void
+schedule_push(struct txn *t, size_t ruleset, kval event)
+{
+    if (t->n == t->cap) {
+        /* drop what was consumed before growing */
+        if (t->head > 0) {
+            memmove(t->sched, t->sched + t->head,
+                    (t->n - t->head) * sizeof *t->sched);
+            t->n -= t->head;
+            t->head = 0;
+        }
+        if (t->n == t->cap) {
+            t->cap = t->cap ? t->cap * 2 : 16;
+            t->sched = xreallocarray(t->sched, t->cap, sizeof *t->sched);
+        }
+    }
+    t->sched[t->n].ruleset = ruleset;
+    t->sched[t->n].event = event;
+    t->n++;
+}
+
+static kval
+make_event(const char *domain, const char *type, const kval *attrs,
+           int64_t time_ms)
+{
+    kval ev = kval_map();
+    ev = kval_map_put_str(ev, "domain", kval_cstr(domain));
+    ev = kval_map_put_str(ev, "name", kval_cstr(type));
+    ev = kval_map_put_str(ev, "attrs", attrs && kval_kind(attrs) == KV_MAP
+                                           ? kval_copy(attrs)
+                                           : kval_map());
+    return kval_map_put_str(ev, "time", kval_number((double)time_ms));
+}
+
+void
+engine_schedule_event(struct txn *t, const char *domain, const char *type,
+                      const kval *attrs, const char *for_rid, int64_t time_ms)
+{
+    kval ev = make_event(domain, type, attrs, time_ms);
+    for (size_t i = 0; i < t->n_installs; i++)
+        if (for_rid == NULL || strcmp(for_rid, t->installs[i].rid) == 0)
+            schedule_push(t, i, kval_copy(&ev));
+    kval_free(ev);
+}
+
+/* Context for a `where` clause of one rule. */
+struct where_ctx {
+    struct krl_instance *inst;
+    struct krl_vm *vm;
+    const struct ast_rule *rule;
+};
+
+static int
+eval_where(void *ctx, const struct ast_ee *prim, const kval *captures,
+           kval *err)
+{
+    struct where_ctx *w = ctx;
+    return krl_instance_where(w->inst, w->vm, w->rule, prim, captures, err);
+}
+
+/* select_rule - whether rule I of R is selected by the current event;
+ * *BINDINGS gets the setting variables.  -1 with *ERR on an error. */
+static int
+select_rule(struct txn *t, struct inst_ref *r, size_t i, kval *bindings,
+            kval *err)
+{
+    const struct ast_rule *rule = &krl_ruleset_ast(r->c->rs)->rules[i];
+    const kval *ev = t->event;
+    const char *domain = kval_str_ptr(kval_map_get_str(ev, "domain"));
+    const char *type = kval_str_ptr(kval_map_get_str(ev, "name"));
+    *bindings = kval_null();
+    if (rule->inactive)
+        return 0;
+    if (rule->select_where != NULL)
+        return krl_rule_select_where(r->inst, t->vm, rule, err);
+    struct sel_machine *m = r->c->machines[i];
+    if (m == NULL || !sel_salient(m, domain, type))
+        return 0;
+    if (r->c->within_ms[i] == -2) {
+        int64_t ms;
+        if (krl_rule_within_ms(r->inst, t->vm, rule, &ms, err) != 0)
+            return -1;
+        r->c->within_ms[i] = ms;
+    }
+    kval state;
+    int rc = store_ee_get(t->e->st, t->pico_id, r->rid, rule->name.s,
+                          r->c->hash, &state);
+    if (rc == STORE_NOTFOUND)
+        state = sel_initial(m);
+    else if (rc != STORE_OK) {
+        *err = engine_store_error(t->e, rc);
+        return -1;
+    }
+    struct sel_event sev = {domain, type, kval_map_get_str(ev, "attrs"),
+                            (int64_t)kval_get_number(
+                                kval_map_get_str(ev, "time"))};
+    struct where_ctx w = {r->inst, t->vm, rule};
+    kval next = kval_null();
+    int matched = sel_step(m, state, &sev, r->c->within_ms[i], eval_where, &w,
+                           &next, bindings, err);
+    if (matched < 0) {
+        kval_free(next);
+        return -1;
+    }
+    rc = store_ee_put(t->e->st, t->pico_id, r->rid, rule->name.s, r->c->hash,
+                      &next);
+    kval_free(next);
+    if (rc != STORE_OK) {
+        kval_free(*bindings);
+        *bindings = kval_null();
+        *err = engine_store_error(t->e, rc);
+        return -1;
+    }
+    return matched;
+}
+
+/* run_ruleset - one schedule item: the ruleset's salient rules in order;
+ * -1 with *ERR when a rule fails */
+static int
+run_ruleset(struct txn *t, struct sched_item *item, kval *err)
+{
+    struct inst_ref *r = &t->installs[item->ruleset];
+    const struct ast_ruleset *ast = krl_ruleset_ast(r->c->rs);
+    t->event = &item->event;
+    t->cur_rid = r->rid;
+    t->cur_compiled = r->c;
+    for (size_t i = 0; i < ast->n_rules; i++) {
+        kval bindings;
+        int sel = select_rule(t, r, i, &bindings, err);
+        if (sel < 0)
+            return -1;
+        if (sel == 0)
+            continue;
+        const struct ast_rule *rule = &ast->rules[i];
+        t->cur_rule = rule->name.s;
+        krl_vm_set_context(t->vm, r->rid, rule->name.s, t->eid);
+        int rc = store_savepoint(t->e->st);
+        if (rc != STORE_OK) {
+            kval_free(bindings);
+            *err = engine_store_error(t->e, rc);
+            return -1;
+        }
+        enum krl_rule_end end = krl_rule_run(r->inst, t->vm, rule, &bindings,
+                                             err);
+        kval_free(bindings);
+        t->cur_rule = NULL;
+        if (end == KRL_RULE_ERROR) {
+            store_savepoint_rollback(t->e->st);
+            return -1;
+        }
+        rc = store_savepoint_release(t->e->st);
+        if (rc != STORE_OK) {
+            *err = engine_store_error(t->e, rc);
+            return -1;
+        }
+        if (end == KRL_RULE_LAST)
+            break;
+    }
+    return 0;
+}
+
+/* check_channel - the channel ECI of T, allowed to take the event or query
+ * A:B by its policy; fills T->pico_id */
+static kval
+check_channel(struct txn *t, const char *eci, enum policy_kind kind,
+              const char *a, const char *b)
+{
+    struct store_channel ch;
+    int rc = store_channel_get(t->e->st, eci, &ch);
+    if (rc == STORE_NOTFOUND)
+        return kval_error("Error: ECI not found %s", eci);
+    if (rc != STORE_OK)
+        return engine_store_error(t->e, rc);
+    kval result = kval_null();
+    /* callers from outside (mail, HTTP, the command line) are no pico */
+    if (ch.family_pico_id != NULL)
+        result = kval_error("Error: This is a family channel and only the "
+                            "owner can use it.");
+    else
+        result = policy_check(kind == POLICY_EVENT ? &ch.event_policy
+                                                   : &ch.query_policy,
+                              kind, a, b);
+    snprintf(t->pico_id, sizeof t->pico_id, "%s", ch.pico_id);
+    snprintf(t->eci, sizeof t->eci, "%s", ch.eci);
+    store_channel_release(&ch);
+    return result;
+}
+
+static bool
+blank(const char *s)
+{
+    if (s == NULL)
+        return true;
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+            return false;
+    return true;
+}
+
+/* strip_directives - the directives of the vm as the reference returns
+ * them */
+static kval
+event_result(struct txn *t)
+{
+    kval r = kval_map_put_str(kval_map(), "eid", kval_cstr(t->eid));
+    return kval_map_put_str(r, "directives",
+                            kval_copy(krl_vm_directives(t->vm)));
+}
+
+static void
+log_event(struct txn *t, const char *domain, const char *type,
+          const kval *attrs, const kval *result)
+{
+    struct store_log_entry le = {
+        .eid = t->eid,
+        .pico_id = t->pico_id,
+        .time_ms = engine_now_ms(),
+        .kind = t->in_query ? "query" : "event",
+        .domain = domain,
+        .name = type,
+        .attrs = attrs,
+        .result = kval_is_error(result) ? NULL : result,
+        .error = kval_is_error(result) ? kval_error_msg(result) : NULL,
+    };
+    store_log_add(t->e->st, &le);
+}
+
+static kval batch_at_depth(struct engine *e,
+                           const struct engine_event_req *reqs, size_t n,
+                           int depth);
+
+/* DEFERRED_MAX_DEPTH - how many rounds of pico-to-pico ctx:event one
+ * event may start: a loop of picos sending to each other ends there */
+#define DEFERRED_MAX_DEPTH 16
+
+/* send_deferred - events that rules sent to other picos with ctx:event,
+ * processed after the sending event committed (fire and forget), all in
+ * one batch; consumes DEFERRED */
+static void
+send_deferred(struct engine *e, kval deferred, int depth)
+{
+    size_t n = kval_array_len(&deferred);
+    if (n > 0 && depth >= DEFERRED_MAX_DEPTH) {
+        fprintf(stderr, "picomail: dropped %zu ctx:event sends after %d "
+                "rounds (a loop of picos?)\n", n, depth);
+        n = 0;
+    }
+    if (n > 0) {
+        struct engine_event_req *reqs = xcalloc(n, sizeof *reqs);
+        for (size_t i = 0; i < n; i++) {
+            const kval *d = kval_array_get(&deferred, i);
+            reqs[i].eci = kval_str_ptr(kval_map_get_str(d, "eci"));
+            reqs[i].domain = kval_str_ptr(kval_map_get_str(d, "domain"));
+            reqs[i].type = kval_str_ptr(kval_map_get_str(d, "name"));
+            reqs[i].attrs = kval_map_get_str(d, "attrs");
+        }
+        kval_free(batch_at_depth(e, reqs, n, depth + 1));
+        free(reqs);
+    }
+    kval_free(deferred);
+}
+
+/* event_in_txn - one event inside the open transaction; the events it
+ * sends to other picos are appended to *DEFERRED */
+static kval
+event_in_txn(struct engine *e, const struct engine_event_req *req,
+             kval *deferred)
+{
+    if (blank(req->eci))
+        return kval_error("Error: missing event.eci");
+    if (blank(req->domain))
+        return kval_error("Error: missing event.domain");
+    if (blank(req->type))
+        return kval_error("Error: missing event.name");
+    const kval *attrs = req->attrs;
+    if (attrs != NULL && !kval_is_null(attrs) && kval_kind(attrs) != KV_MAP)
+        return kval_error("Error: event.attrs must be a map");
+    struct txn t;
+    memset(&t, 0, sizeof t);
+    t.e = e;
+    t.deferred = kval_array();
+    id_new(t.eid);
+    t.vm = krl_vm_new(&e->lim);
+    krl_vm_set_host(t.vm, &engine_krl_host, &t);
+    kval result = check_channel(&t, req->eci, POLICY_EVENT, req->domain,
+                                req->type);
+    if (!kval_is_error(&result))
+        result = engine_load_installs(&t);
+    if (!kval_is_error(&result)) {
+        engine_schedule_event(&t, req->domain, req->type, attrs, NULL,
+                              req->time_ms > 0 ? req->time_ms
+                                               : engine_now_ms());
+        kval err = kval_null();
+        while (t.head < t.n) {
+            struct sched_item item = t.sched[t.head++];
+            int r = run_ruleset(&t, &item, &err);
+            kval_free(item.event);
+            t.event = NULL;
+            if (r < 0) {
+                result = err;
+                break;
+            }
+        }
+        if (!kval_is_error(&result))
+            result = event_result(&t);
+    }
+    if (t.pico_id[0] != '\0')
+        log_event(&t, req->domain, req->type, attrs, &result);
+    for (size_t i = 0; i < kval_array_len(&t.deferred); i++)
+        *deferred = kval_array_append(*deferred,
+                                      kval_copy(kval_array_get(&t.deferred,
+                                                               i)));
+    engine_txn_release(&t);
+    return result;
+}
+
+kval
+engine_event_batch(struct engine *e, const struct engine_event_req *reqs,
+                   size_t n)
+{
+    return batch_at_depth(e, reqs, n, 0);
+}
+
+static kval
+batch_at_depth(struct engine *e, const struct engine_event_req *reqs,
+               size_t n, int depth)
+{
+    int rc = store_begin(e->st);
+    if (rc != STORE_OK)
+        return engine_store_error(e, rc);
+    kval results = kval_array_sized(n);
+    kval deferred = kval_array();
+    for (size_t i = 0; i < n; i++)
+        results = kval_array_append(results,
+                                    event_in_txn(e, &reqs[i], &deferred));
+    rc = store_commit(e->st);
+    if (rc != STORE_OK) {
+        store_rollback(e->st);
+        kval_free(results);
+        kval_free(deferred);
+        return engine_store_error(e, rc);
+    }
+    send_deferred(e, deferred, depth);
+    return results;
+}
+
+kval
+engine_event(struct engine *e, const char *eci, const char *domain,
+             const char *type, const kval *attrs, int64_t time_ms)
+{
+    struct engine_event_req req = {eci, domain, type, attrs, time_ms};
+    kval results = engine_event_batch(e, &req, 1);
+    if (kval_is_error(&results))
+        return results;
+    kval r = kval_copy(kval_array_get(&results, 0));
+    kval_free(results);
+    return r;
+}
+
+kval
+engine_query_in(struct txn *t, const char *rid, const char *name,
+                const kval *args)
+{
+    for (size_t i = 0; i < t->n_installs; i++) {
+        if (strcmp(t->installs[i].rid, rid) != 0)
+            continue;
+        const char *saved = t->cur_rid;
+        struct compiled *saved_c = t->cur_compiled;
+        t->cur_rid = t->installs[i].rid;
+        t->cur_compiled = t->installs[i].c;
+        kval v = krl_instance_query(t->installs[i].inst, t->vm, name, args);
+        t->cur_rid = saved;
+        t->cur_compiled = saved_c;
+        return v;
+    }
+    return kval_error("Error: Pico doesn't have %s installed.", rid);
+}
+
+kval
+engine_query(struct engine *e, const char *eci, const char *rid,
+             const char *name, const kval *args)
+{
+    if (blank(eci))
+        return kval_error("Error: missing query.eci");
+    if (blank(rid))
+        return kval_error("Error: missing query.rid");
+    if (blank(name))
+        return kval_error("Error: missing query.name");
+    if (args != NULL && !kval_is_null(args) && kval_kind(args) != KV_MAP)
+        return kval_error("Error: query.args must be a map");
+    struct txn t;
+    memset(&t, 0, sizeof t);
+    t.e = e;
+    t.in_query = true;
+    t.deferred = kval_array();
+    id_new(t.eid);
+    t.vm = krl_vm_new(&e->lim);
+    krl_vm_set_host(t.vm, &engine_krl_host, &t);
+    /* a read transaction gives the query one consistent view */
+    int rc = store_begin_read(e->st);
+    kval result = rc == STORE_OK
+                      ? check_channel(&t, eci, POLICY_QUERY, rid, name)
+                      : engine_store_error(e, rc);
+    if (!kval_is_error(&result))
+        result = engine_load_installs(&t);
+    if (!kval_is_error(&result))
+        result = engine_query_in(&t, rid, name, args);
+    if (rc == STORE_OK)
+        store_rollback(e->st);
+    engine_txn_release(&t);
+    return result;
+}
