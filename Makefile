@@ -78,10 +78,12 @@ install: $(BUILD)/picomail
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/picomail $(DESTDIR)$(SYSCONFDIR)/picomail/picomail.conf
 
-bench: $(BUILD)/bench_krl
-	@$(BUILD)/bench_krl
+BENCH_BIN = $(patsubst bench/%.c,$(BUILD)/%,$(wildcard bench/*.c))
 
-$(BUILD)/bench_krl: bench/bench_krl.c $(LIB)
+bench: $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+
+$(BUILD)/bench_%: bench/bench_%.c $(LIB)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL)
 
 clean:

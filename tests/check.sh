@@ -59,6 +59,13 @@ for variant in normal asan; do
         python3 ../shared/conformance/run --quiet --timeout 60 -- "$dir/picomail" replay
 done
 
+# valgrind over the normal build: the unit tests and every replayed case
+RUN_WRAPPER="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=9"
+export RUN_WRAPPER
+stage "unit tests (valgrind)" make -s BUILD=build unit
+unset RUN_WRAPPER
+stage "conformance replay (valgrind)" sh tests/leaks.sh build
+
 if command -v clang >/dev/null 2>&1; then
     stage "parser fuzzing (${FUZZ_SECONDS}s)" sh tests/fuzz/run.sh "$FUZZ_SECONDS"
 fi

@@ -1,8 +1,10 @@
 #!/bin/sh
 # run-unit.sh - run unit test binaries and add up their "N passed, N failed".
+# RUN_WRAPPER (e.g. "valgrind -q --error-exitcode=9") is put before each.
 passed=0; failed=0
 for t in "$@"; do
-    out=$("$t" 2>&1); rc=$?
+    # shellcheck disable=SC2086
+    out=$(${RUN_WRAPPER:-} "$t" 2>&1); rc=$?
     line=$(printf '%s\n' "$out" | tail -n 1)
     p=$(printf '%s' "$line" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
     f=$(printf '%s' "$line" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')

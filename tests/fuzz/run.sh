@@ -10,7 +10,7 @@ mkdir -p "$out"
 if ! clang -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \
     -fsanitize=fuzzer,address,undefined -iquote include \
     -o "$out/fuzz_parser" tests/fuzz/fuzz_parser.c \
-    src/util/*.c src/krl/lexer.c src/krl/parser.c src/krl/diag.c \
+    src/util/*.c src/krl/lexer.c src/krl/parser.c src/krl/diag.c src/krl/ast_dump.c \
     $(pkg-config --cflags --libs jansson libpcre2-8) -lm; then
     echo "0 passed, 1 failed"
     exit 1
