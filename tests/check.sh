@@ -55,6 +55,8 @@ for variant in normal asan; do
     stage "unit tests ($variant)" make -s $args unit
     dir=$( [ $variant = normal ] && echo build || echo build/asan )
     stage "krl tests ($variant)" python3 tests/krl/run.py "$dir"
+    stage "picomail check of the conformance rulesets ($variant)" sh -c \
+        "'$dir/picomail' check ../shared/conformance/cases/*.krl rulesets/*.krl && echo '1 passed, 0 failed'"
     stage "conformance ($variant)" \
         python3 ../shared/conformance/run --quiet --timeout 60 -- "$dir/picomail" replay
 done
