@@ -38,9 +38,10 @@ CLI_SRC  = $(wildcard src/cli/*.c)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC = $(wildcard tests/unit/t_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_BIN = $(patsubst bench/%.c,$(BUILD)/%,$(wildcard bench/*.c))
 
 .PHONY: all deps check unit run install uninstall clean bench
-all: $(BUILD)/picomail $(UNIT_BIN)
+all: $(BUILD)/picomail $(UNIT_BIN) $(BENCH_BIN)
 
 $(BUILD)/%.o: %.c $(wildcard include/picomail/*.h)
 	@mkdir -p $(dir $@)
@@ -77,8 +78,6 @@ install: $(BUILD)/picomail
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/picomail $(DESTDIR)$(SYSCONFDIR)/picomail/picomail.conf
-
-BENCH_BIN = $(patsubst bench/%.c,$(BUILD)/%,$(wildcard bench/*.c))
 
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done

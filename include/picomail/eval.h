@@ -65,6 +65,10 @@ struct krl_body *krl_body_free(struct krl_body *b);
 
 struct krl_vm *krl_vm_new(const struct krl_limits *lim);
 struct krl_vm *krl_vm_free(struct krl_vm *vm);
+/* krl_vm_reset - make VM as new (limits restart, directives and frames
+ * dropped) while keeping its memory: one vm serves event after event.
+ * Function values made in VM must be dead by then. */
+void krl_vm_reset(struct krl_vm *vm);
 /* krl_vm_directives - the directives sent so far, an array (borrowed) */
 const kval *krl_vm_directives(const struct krl_vm *vm);
 /* krl_vm_steps - expression evaluations so far */

@@ -124,6 +124,8 @@ engine_close(struct engine *e)
         compiled_free(c);
         c = next;
     }
+    krl_vm_free(e->vm);
+    engine_cache_free(e);
     store_close(e->st);
     free(e);
     return NULL;
@@ -325,6 +327,8 @@ make_channel(struct engine *e, const char *pico_id, const char *eci,
         int rc = store_channel_put(e->st, &ch);
         if (rc != STORE_OK) {
             result = engine_store_error(e, rc);
+        } else if (result = engine_changed(e), kval_is_error(&result)) {
+            /* the error is the result */
         } else {
             result = kval_map();
             result = kval_map_put_str(result, "id", kval_cstr(eci));
@@ -526,7 +530,7 @@ delete_tree(struct engine *e, const char *id, int depth)
     }
     kval_free(children);
     rc = store_pico_delete(e->st, id);
-    return rc == STORE_OK ? kval_null() : engine_store_error(e, rc);
+    return rc == STORE_OK ? engine_changed(e) : engine_store_error(e, rc);
 }
 
 kval
@@ -610,6 +614,9 @@ engine_channel_rm(struct engine *e, const char *eci)
     rc = store_channel_delete(e->st, eci);
     if (rc != STORE_OK)
         return engine_store_error(e, rc);
+    kval changed = engine_changed(e);
+    if (kval_is_error(&changed))
+        return changed;
     return kval_map_put_str(kval_map(), "removed", kval_cstr(eci));
 }
 
@@ -739,8 +746,8 @@ install_one(struct engine *e, const char *pico_id, const char *rid,
         kval_free(none);
         if (rc != STORE_OK)
             result = engine_store_error(e, rc);
-        else
-            store_ee_delete_rid(e->st, pico_id, rid);
+        else if (store_ee_delete_rid(e->st, pico_id, rid) == STORE_OK)
+            result = engine_changed(e);
     }
     store_ruleset_release(&r);
     return result;
@@ -820,7 +827,7 @@ engine_uninstall_one(struct engine *e, const char *pico_id, const char *rid)
         rc = store_ent_delete_rid(e->st, pico_id, rid);
     if (rc == STORE_OK)
         rc = store_ee_delete_rid(e->st, pico_id, rid);
-    return rc == STORE_OK ? kval_null() : engine_store_error(e, rc);
+    return rc == STORE_OK ? engine_changed(e) : engine_store_error(e, rc);
 }
 
 kval

@@ -22,22 +22,29 @@
 void
 engine_txn_release(struct txn *t)
 {
-    for (size_t i = 0; i < t->n_installs; i++) {
+    for (size_t i = 0; !t->installs_borrowed && i < t->n_installs; i++) {
         free(t->installs[i].rid);
         kval_free(t->installs[i].config);
     }
-    free(t->installs);
+    if (!t->installs_borrowed)
+        free(t->installs);
     for (size_t i = t->head; i < t->n; i++)
         kval_free(t->sched[i].event);
     free(t->sched);
     kval_free(t->deferred);
-    krl_vm_free(t->vm);
+    if (!t->vm_borrowed)
+        krl_vm_free(t->vm);
     memset(t, 0, sizeof *t);
 }
 
 kval
 engine_load_installs(struct txn *t)
 {
+    if (engine_installs_cached(t->e, t->pico_id, &t->installs,
+                               &t->n_installs)) {
+        t->installs_borrowed = true;
+        return kval_null();
+    }
     kval list;
     int rc = store_install_list(t->e->st, t->pico_id, &list);
     if (rc != STORE_OK)
@@ -67,6 +74,9 @@ engine_load_installs(struct txn *t)
         }
     }
     kval_free(list);
+    if (!kval_is_error(&result) &&
+        engine_installs_keep(t->e, t->pico_id, t->installs, t->n_installs))
+        t->installs_borrowed = true;
     return result;
 }
 
@@ -168,14 +178,20 @@ select_rule(struct txn *t, struct inst_ref *r, size_t i, kval *bindings,
                                 kval_map_get_str(ev, "time"))};
     struct where_ctx w = {r->inst, t->vm, rule};
     kval next = kval_null();
+    kval before = kval_copy(&state);
     int matched = sel_step(m, state, &sev, r->c->within_ms[i], eval_where, &w,
                            &next, bindings, err);
     if (matched < 0) {
+        kval_free(before);
         kval_free(next);
         return -1;
     }
-    rc = store_ee_put(t->e->st, t->pico_id, r->rid, rule->name.s, r->c->hash,
-                      &next);
+    /* most events leave a simple rule's state as it was: no write then */
+    rc = kval_equal(&before, &next)
+             ? STORE_OK
+             : store_ee_put(t->e->st, t->pico_id, r->rid, rule->name.s,
+                            r->c->hash, &next);
+    kval_free(before);
     kval_free(next);
     if (rc != STORE_OK) {
         kval_free(*bindings);
@@ -237,12 +253,14 @@ static kval
 check_channel(struct txn *t, const char *eci, enum policy_kind kind,
               const char *a, const char *b)
 {
-    struct store_channel ch;
-    int rc = store_channel_get(t->e->st, eci, &ch);
+    struct store_channel scratch;
+    const struct store_channel *chp;
+    int rc = engine_channel_cached(t->e, eci, &chp, &scratch);
     if (rc == STORE_NOTFOUND)
         return kval_error("Error: ECI not found %s", eci);
     if (rc != STORE_OK)
         return engine_store_error(t->e, rc);
+    const struct store_channel ch = *chp;
     kval result = kval_null();
     /* callers from outside (mail, HTTP, the command line) are no pico */
     if (ch.family_pico_id != NULL)
@@ -254,7 +272,8 @@ check_channel(struct txn *t, const char *eci, enum policy_kind kind,
                               kind, a, b);
     snprintf(t->pico_id, sizeof t->pico_id, "%s", ch.pico_id);
     snprintf(t->eci, sizeof t->eci, "%s", ch.eci);
-    store_channel_release(&ch);
+    if (chp == &scratch)
+        store_channel_release(&scratch);
     return result;
 }
 
@@ -352,7 +371,11 @@ event_in_txn(struct engine *e, const struct engine_event_req *req,
     t.e = e;
     t.deferred = kval_array();
     id_new(t.eid);
-    t.vm = krl_vm_new(&e->lim);
+    if (e->vm == NULL)
+        e->vm = krl_vm_new(&e->lim);
+    krl_vm_reset(e->vm);
+    t.vm = e->vm;
+    t.vm_borrowed = true;
     krl_vm_set_host(t.vm, &engine_krl_host, &t);
     kval result = check_channel(&t, req->eci, POLICY_EVENT, req->domain,
                                 req->type);
@@ -400,6 +423,7 @@ batch_at_depth(struct engine *e, const struct engine_event_req *reqs,
     int rc = store_begin(e->st);
     if (rc != STORE_OK)
         return engine_store_error(e, rc);
+    engine_cache_sync(e);
     kval results = kval_array_sized(n);
     kval deferred = kval_array();
     for (size_t i = 0; i < n; i++)
@@ -470,6 +494,8 @@ engine_query(struct engine *e, const char *eci, const char *rid,
     krl_vm_set_host(t.vm, &engine_krl_host, &t);
     /* a read transaction gives the query one consistent view */
     int rc = store_begin_read(e->st);
+    if (rc == STORE_OK)
+        engine_cache_sync(e);
     kval result = rc == STORE_OK
                       ? check_channel(&t, eci, POLICY_QUERY, rid, name)
                       : engine_store_error(e, rc);

@@ -514,6 +514,11 @@ ctx_new_pico(struct krl_vm *vm, void *data, const kval *args, size_t n)
         kval_free(none);
         store_ruleset_release(&rs);
     }
+    kval changed = engine_changed(t->e);
+    if (kval_is_error(&changed)) {
+        kval_free(child_id);
+        return changed;
+    }
     /* the result is the parent's channel to the child */
     kval list;
     kval eci = kval_null();
@@ -589,8 +594,9 @@ ctx_del_channel(struct krl_vm *vm, void *data, const kval *args, size_t n)
     else if (ch.family_pico_id != NULL)
         result = kval_error("Error: Cannot delete a family channel");
     else {
-        rc = store_channel_delete(t->e->st, ch.eci);
-        result = rc == STORE_OK ? kval_null() : engine_store_error(t->e, rc);
+        int drc = store_channel_delete(t->e->st, ch.eci);
+        result = drc == STORE_OK ? engine_changed(t->e)
+                                 : engine_store_error(t->e, drc);
     }
     if (rc == STORE_OK)
         store_channel_release(&ch);

@@ -36,6 +36,8 @@ struct engine {
     struct store *st;
     struct krl_limits lim;
     struct compiled *compiled;  /* cache; grows with the rulesets in use */
+    struct krl_vm *vm;          /* reused by event after event */
+    struct engine_cache *cache; /* channels and installs (engine_cache.c) */
 };
 
 /* One installed ruleset as an event sees it. */
@@ -61,6 +63,7 @@ struct txn {
     bool in_query;
     struct inst_ref *installs;
     size_t n_installs;
+    bool installs_borrowed;     /* the array belongs to the cache */
     struct sched_item *sched;   /* a queue: [head, n) are pending */
     size_t head, n, cap;
     const kval *event;          /* the event being processed, or NULL */
@@ -68,6 +71,7 @@ struct txn {
     struct compiled *cur_compiled;
     const char *cur_rule;
     struct krl_vm *vm;
+    bool vm_borrowed;           /* vm is the engine's, not to be freed */
     kval deferred;              /* events to send after commit: array of
                                    {eci, domain, name, attrs} */
 };
@@ -102,5 +106,25 @@ void engine_schedule_event(struct txn *t, const char *domain,
 /* engine_query_in - run a query of RID's NAME with ARGS on T's pico */
 kval engine_query_in(struct txn *t, const char *rid, const char *name,
                      const kval *args);
+
+/* engine_cache.c */
+void engine_cache_sync(struct engine *e);
+void engine_cache_free(struct engine *e);
+/* engine_changed - picos, channels or installations changed: bump the
+ * generation (inside the open transaction) so every engine drops its
+ * caches */
+kval engine_changed(struct engine *e);
+/* engine_channel_cached - the channel ECI, borrowed from the cache (valid
+ * until the next sync) or read into SCRATCH (then the caller releases it
+ * when *OUT == SCRATCH) */
+int engine_channel_cached(struct engine *e, const char *eci,
+                          const struct store_channel **out,
+                          struct store_channel *scratch);
+bool engine_installs_cached(struct engine *e, const char *pico_id,
+                            struct inst_ref **v, size_t *n);
+/* engine_installs_keep - hand V to the cache; false when it would not take
+ * it (then the caller keeps ownership) */
+bool engine_installs_keep(struct engine *e, const char *pico_id,
+                          struct inst_ref *v, size_t n);
 
 #endif

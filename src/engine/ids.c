@@ -29,13 +29,21 @@ id_new(char *buf)
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     unsigned n = atomic_fetch_add(&counter, 1);
-    unsigned char rnd[16];
-    size_t got = 0;
-    while (got < sizeof rnd) {
-        ssize_t r = getrandom(rnd + got, sizeof rnd - got, 0);
-        if (r > 0)
-            got += (size_t)r;
+    /* random bytes come from the kernel a pool at a time (one system
+       call per 32 ids), kept per thread */
+    static _Thread_local unsigned char pool[512];
+    static _Thread_local size_t pool_pos = sizeof pool;
+    if (pool_pos + 12 > sizeof pool) {
+        size_t got = 0;
+        while (got < sizeof pool) {
+            ssize_t r = getrandom(pool + got, sizeof pool - got, 0);
+            if (r > 0)
+                got += (size_t)r;
+        }
+        pool_pos = 0;
     }
+    const unsigned char *rnd = pool + pool_pos;
+    pool_pos += 12;
     buf[0] = 'c';
     put_base36(buf + 1, ms, 8);             /* 36^8 ms: until year 2059+ */
     put_base36(buf + 9, n, 4);

@@ -56,6 +56,7 @@ struct krl_vm {
     struct timespec deadline;
     bool has_deadline;
     kval directives;                /* array of directive maps */
+    struct arena_mark base;         /* the arena as it was given */
     const struct krl_host *host;
     void *host_ctx;
     const char *rid;                /* for directive meta (borrowed) */
@@ -156,6 +157,8 @@ check_size(struct krl_vm *vm, kval v)
 /* ------------------------------------------------------------------ */
 /* The vm                                                              */
 
+static void set_deadline(struct krl_vm *vm);
+
 static struct krl_vm *
 vm_new(const struct krl_limits *lim, struct arena *arena)
 {
@@ -166,7 +169,34 @@ vm_new(const struct krl_limits *lim, struct arena *arena)
         krl_limits_default(&vm->lim);
     vm->arena = arena != NULL ? arena : arena_new();
     vm->owns_arena = arena == NULL;
+    vm->base = arena_mark(vm->arena);
     vm->directives = kval_array();
+    set_deadline(vm);
+    return vm;
+}
+
+struct krl_vm *
+krl_vm_new(const struct krl_limits *lim)
+{
+    return vm_new(lim, NULL);
+}
+
+void
+krl_vm_reset(struct krl_vm *vm)
+{
+    kval_free(vm->directives);
+    vm->directives = kval_array();
+    arena_release(vm->arena, vm->base);
+    vm->steps = 0;
+    vm->depth = 0;
+    vm->rid = vm->rule_name = vm->txn_id = NULL;
+    set_deadline(vm);
+}
+
+static void
+set_deadline(struct krl_vm *vm)
+{
+    vm->has_deadline = false;
     if (vm->lim.max_ms != 0) {
         clock_gettime(CLOCK_MONOTONIC, &vm->deadline);
         vm->deadline.tv_sec += vm->lim.max_ms / 1000;
@@ -177,13 +207,6 @@ vm_new(const struct krl_limits *lim, struct arena *arena)
         }
         vm->has_deadline = true;
     }
-    return vm;
-}
-
-struct krl_vm *
-krl_vm_new(const struct krl_limits *lim)
-{
-    return vm_new(lim, NULL);
 }
 
 struct krl_vm *
@@ -1191,40 +1214,6 @@ krl_instance_query(struct krl_instance *inst, struct krl_vm *vm,
     return r;
 }
 
-int
-krl_instance_where(struct krl_instance *inst, struct krl_vm *vm,
-                   const struct ast_rule *rule, const struct ast_ee *prim,
-                   const kval *captures, kval *err)
-{
-    if (prim->where == NULL)
-        return 1;
-    struct arena_mark mark = arena_mark(vm->arena);
-    uint64_t closures_before = vm->closures_made;
-    struct frame *f = frame_new(vm, inst->globals, rule->frame_size);
-    size_t n_caps = captures != NULL && kval_kind(captures) == KV_ARRAY
-                        ? kval_array_len(captures)
-                        : 0;
-    for (size_t i = 0; i < prim->n_setting; i++)
-        if (i < n_caps)
-            slot_set(f, prim->setting_slots[i],
-                     kval_copy(kval_array_get(captures, i)));
-    kval v = eval_expr(vm, f, prim->where);
-    int result;
-    if (kval_is_error(&v)) {
-        *err = v;
-        result = -1;
-    } else {
-        result = kval_truthy(&v) ? 1 : 0;
-        kval_free(v);
-    }
-    if (vm->closures_made == closures_before) {
-        frame_clear(f);
-        arena_release(vm->arena, mark);
-    } else {
-        frame_keep(vm, f);
-    }
-    return result;
-}
 
 /* ------------------------------------------------------------------ */
 /* Rules                                                               */
@@ -1589,6 +1578,21 @@ krl_rule_run(struct krl_instance *inst, struct krl_vm *vm,
     return s == RUN_LAST ? KRL_RULE_LAST : KRL_RULE_DONE;
 }
 
+/* eval_truth - 1 when E is truthy in F, 0 when not, -1 with *ERR */
+static int
+eval_truth(struct krl_vm *vm, struct frame *f, const struct ast_expr *e,
+           kval *err)
+{
+    kval v = eval_expr(vm, f, e);
+    if (kval_is_error(&v)) {
+        *err = v;
+        return -1;
+    }
+    int result = kval_truthy(&v) ? 1 : 0;
+    kval_free(v);
+    return result;
+}
+
 int
 krl_rule_select_where(struct krl_instance *inst, struct krl_vm *vm,
                       const struct ast_rule *rule, kval *err)
@@ -1597,15 +1601,27 @@ krl_rule_select_where(struct krl_instance *inst, struct krl_vm *vm,
         return 1;
     struct rule_frame_mark m;
     struct frame *f = rule_frame_enter(inst, vm, rule, &m);
-    kval v = eval_expr(vm, f, rule->select_where);
-    int result;
-    if (kval_is_error(&v)) {
-        *err = v;
-        result = -1;
-    } else {
-        result = kval_truthy(&v) ? 1 : 0;
-        kval_free(v);
-    }
+    int result = eval_truth(vm, f, rule->select_where, err);
+    rule_frame_leave(vm, f, &m);
+    return result;
+}
+
+int
+krl_instance_where(struct krl_instance *inst, struct krl_vm *vm,
+                   const struct ast_rule *rule, const struct ast_ee *prim,
+                   const kval *captures, kval *err)
+{
+    if (prim->where == NULL)
+        return 1;
+    struct rule_frame_mark m;
+    struct frame *f = rule_frame_enter(inst, vm, rule, &m);
+    size_t n_caps = captures != NULL && kval_kind(captures) == KV_ARRAY
+                        ? kval_array_len(captures)
+                        : 0;
+    for (size_t i = 0; i < prim->n_setting && i < n_caps; i++)
+        slot_set(f, prim->setting_slots[i],
+                 kval_copy(kval_array_get(captures, i)));
+    int result = eval_truth(vm, f, prim->where, err);
     rule_frame_leave(vm, f, &m);
     return result;
 }

@@ -6,6 +6,7 @@
 #include "picomail/value.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,21 @@ kval_num_format(double d, char *buf)
     if (isinf(d)) {
         memcpy(o, "Infinity", 9);
         return (size_t)(o - buf) + 8;
+    }
+    if (d < 9007199254740992.0 && d == (double)(uint64_t)d) {
+        /* a safe integer, the common case: its decimal digits are the
+           shortest round-trip form, no search needed */
+        char tmp[24];
+        uint64_t u = (uint64_t)d;
+        int len = 0;
+        while (u > 0) {
+            tmp[len++] = (char)('0' + u % 10);
+            u /= 10;
+        }
+        for (i = 0; i < len; i++)
+            o[i] = tmp[len - 1 - i];
+        o[len] = '\0';
+        return (size_t)(o - buf) + (size_t)len;
     }
     k = shortest_digits(d, digits, &n);
     if (k <= n && n <= 21) {

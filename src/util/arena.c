@@ -33,6 +33,9 @@ struct cleanup {
 
 struct arena {
     struct chunk *chunks;       /* newest first */
+    struct chunk *spare;        /* one released standard chunk, kept so a
+                                   reset-and-reuse cycle does not call
+                                   malloc and free every time */
     struct cleanup *cleanups;   /* newest first */
     size_t total;               /* bytes handed out */
 };
@@ -66,6 +69,7 @@ arena_free(struct arena *a)
         free(c);
         c = next;
     }
+    free(a->spare);
     free(a);
     return NULL;
 }
@@ -88,7 +92,13 @@ arena_alloc(struct arena *a, size_t size)
         need = SIZE_MAX;        /* xmalloc reports the overflow */
     struct chunk *c = a->chunks;
     if (c == NULL || c->size - c->used < need) {
-        c = chunk_new(need > CHUNK_SIZE ? need : CHUNK_SIZE);
+        if (need <= CHUNK_SIZE && a->spare != NULL) {
+            c = a->spare;
+            a->spare = NULL;
+            c->used = 0;
+        } else {
+            c = chunk_new(need > CHUNK_SIZE ? need : CHUNK_SIZE);
+        }
         c->next = a->chunks;
         a->chunks = c;
     }
@@ -156,7 +166,11 @@ arena_release(struct arena *a, struct arena_mark mark)
     while (a->chunks != mark.chunk) {
         struct chunk *c = a->chunks;
         a->chunks = c->next;
-        free(c);
+        if (a->spare == NULL && c->size == CHUNK_SIZE) {
+            a->spare = c;
+        } else {
+            free(c);
+        }
     }
     if (a->chunks != NULL)
         a->chunks->used = mark.used;
