@@ -565,8 +565,10 @@ cmd_event(int argc, char **argv)
         return usage_error("event ECI DOMAIN TYPE [NAME=VALUE | "
                            "NAME:=JSON]... [--time MS]");
     kval attrs = name_values(&o, 3);
-    if (kval_is_error(&attrs))
-        return finish(&o, attrs, NULL) ? 2 : 2;
+    if (kval_is_error(&attrs)) {
+        finish(&o, attrs, NULL);
+        return 2;
+    }
     struct engine *e = open_engine(&o);
     if (e == NULL) {
         kval_free(attrs);
@@ -588,8 +590,10 @@ cmd_query(int argc, char **argv)
     if (parse_opts(argc, argv, &o) != 0 || o.n_args < 3)
         return usage_error("query ECI RID NAME [NAME=VALUE | NAME:=JSON]...");
     kval args = name_values(&o, 3);
-    if (kval_is_error(&args))
-        return finish(&o, args, NULL) ? 2 : 2;
+    if (kval_is_error(&args)) {
+        finish(&o, args, NULL);
+        return 2;
+    }
     struct engine *e = open_engine(&o);
     if (e == NULL) {
         kval_free(args);

@@ -143,8 +143,8 @@ engine_store(struct engine *e)
 /* compile_source - compile SRC (named FILE) into a cache entry, or NULL
  * with the diagnostics in *ERR */
 static struct compiled *
-compile_source(struct engine *e, const char *file, const char *src,
-               size_t len, const char *hash, kval *err)
+compile_source(const char *file, const char *src, size_t len,
+               const char *hash, kval *err)
 {
     struct krl_diags d;
     krl_diags_init(&d);
@@ -170,7 +170,6 @@ compile_source(struct engine *e, const char *file, const char *src,
             goto fail;
     }
     krl_diags_release(&d);
-    (void)e;
     return c;
 fail: {
         struct buf b;
@@ -205,8 +204,8 @@ engine_compiled(struct engine *e, const char *hash, kval *err)
                    : engine_store_error(e, rc);
         return NULL;
     }
-    struct compiled *c = compile_source(e, r.rid, r.source, strlen(r.source),
-                                        hash, err);
+    struct compiled *c = compile_source(r.rid, r.source, strlen(r.source), hash,
+                                        err);
     store_ruleset_release(&r);
     if (c == NULL)
         return NULL;
@@ -635,7 +634,7 @@ engine_ruleset_register(struct engine *e, const char *file, const char *src,
         if (strcmp(c->hash, hash) == 0)
             break;
     if (c == NULL) {
-        c = compile_source(e, file, src, len, hash, &err);
+        c = compile_source(file, src, len, hash, &err);
         if (c == NULL)
             return err;
         c->next = e->compiled;

@@ -331,13 +331,16 @@ make_closure(struct krl_vm *vm, struct frame *env, const struct ast_expr *fn)
     const struct ast_param *params =
         is_fn ? fn->u.function.params : fn->u.defaction.params;
     size_t n = is_fn ? fn->u.function.n_params : fn->u.defaction.n_params;
-    const char *names[BUILTIN_MAX_PARAMS * 4];
-    if (n > sizeof names / sizeof names[0])
-        n = sizeof names / sizeof names[0];
+    const char *small[8];
+    const char **names = n <= 8 ? small : xcalloc(n, sizeof *names);
     for (size_t i = 0; i < n; i++)
         names[i] = params[i].name.s;
-    return kval_func_new(closure_call, cl, NULL,
-                         is_fn ? KV_FN_FUNCTION : KV_FN_ACTION, "", names, n);
+    kval fv = kval_func_new(closure_call, cl, NULL,
+                            is_fn ? KV_FN_FUNCTION : KV_FN_ACTION, "", names,
+                            n);
+    if (names != small)
+        free(names);
+    return fv;
 }
 
 static bool
