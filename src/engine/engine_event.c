@@ -164,9 +164,13 @@ select_rule(struct txn *t, struct inst_ref *r, size_t i, kval *bindings,
             return -1;
         r->c->within_ms[i] = ms;
     }
+    /* a lone primitive has no state between events: nothing to read or
+       write (most rules are like this) */
+    bool stateless = rule->select_when->kind == AST_EE_PRIM;
     kval state;
-    int rc = store_ee_get(t->e->st, t->pico_id, r->rid, rule->name.s,
-                          r->c->hash, &state);
+    int rc = stateless ? STORE_NOTFOUND
+                       : store_ee_get(t->e->st, t->pico_id, r->rid,
+                                      rule->name.s, r->c->hash, &state);
     if (rc == STORE_NOTFOUND)
         state = sel_initial(m);
     else if (rc != STORE_OK) {
@@ -187,7 +191,7 @@ select_rule(struct txn *t, struct inst_ref *r, size_t i, kval *bindings,
         return -1;
     }
     /* most events leave a simple rule's state as it was: no write then */
-    rc = kval_equal(&before, &next)
+    rc = stateless || kval_equal(&before, &next)
              ? STORE_OK
              : store_ee_put(t->e->st, t->pico_id, r->rid, rule->name.s,
                             r->c->hash, &next);
@@ -298,10 +302,32 @@ event_result(struct txn *t)
                             kval_copy(krl_vm_directives(t->vm)));
 }
 
+/* log_directives - the directives as the log keeps them: name and
+ * options (rid, rule and eid are in the log row already) */
+static kval
+log_directives(const kval *result)
+{
+    const kval *ds = kval_map_get_str(result, "directives");
+    kval out = kval_array();
+    for (size_t i = 0; ds != NULL && i < kval_array_len(ds); i++) {
+        const kval *d = kval_array_get(ds, i);
+        const kval *name = kval_map_get_str(d, "name");
+        const kval *opts = kval_map_get_str(d, "options");
+        kval m = kval_map_put_str(kval_map(), "name",
+                                  name ? kval_copy(name) : kval_null());
+        m = kval_map_put_str(m, "options", opts ? kval_copy(opts)
+                                                : kval_map());
+        out = kval_array_append(out, m);
+    }
+    return out;
+}
+
 static void
 log_event(struct txn *t, const char *domain, const char *type,
           const kval *attrs, const kval *result)
 {
+    kval logged = kval_is_error(result) ? kval_null()
+                                        : log_directives(result);
     struct store_log_entry le = {
         .eid = t->eid,
         .pico_id = t->pico_id,
@@ -310,10 +336,11 @@ log_event(struct txn *t, const char *domain, const char *type,
         .domain = domain,
         .name = type,
         .attrs = attrs,
-        .result = kval_is_error(result) ? NULL : result,
+        .result = kval_is_error(result) ? NULL : &logged,
         .error = kval_is_error(result) ? kval_error_msg(result) : NULL,
     };
     store_log_add(t->e->st, &le);
+    kval_free(logged);
 }
 
 static kval batch_at_depth(struct engine *e,
