@@ -46,7 +46,19 @@ struct closure {
                                        entity variables it sees */
 };
 
+/* Strings every directive uses, made once per vm (a vm is one thread's,
+ * so sharing them by reference count is safe). */
+enum vm_word {
+    W_TYPE, W_NAME, W_OPTIONS, W_META, W_RID, W_RULE_NAME, W_TXNID,
+    W_DIRECTIVE, W__COUNT
+};
+static const char *const vm_words[W__COUNT] = {
+    "type", "name", "options", "meta", "rid", "rule_name", "txnId",
+    "directive"
+};
+
 struct krl_vm {
+    kval words[W__COUNT];
     struct krl_limits lim;
     struct arena *arena;            /* frames and closures */
     bool owns_arena;
@@ -170,6 +182,8 @@ vm_new(const struct krl_limits *lim, struct arena *arena)
     vm->arena = arena != NULL ? arena : arena_new();
     vm->owns_arena = arena == NULL;
     vm->base = arena_mark(vm->arena);
+    for (int i = 0; i < W__COUNT; i++)
+        vm->words[i] = kval_cstr(vm_words[i]);
     vm->directives = kval_array();
     set_deadline(vm);
     return vm;
@@ -215,6 +229,8 @@ krl_vm_free(struct krl_vm *vm)
     if (vm == NULL)
         return NULL;
     kval_free(vm->directives);
+    for (int i = 0; i < W__COUNT; i++)
+        kval_free(vm->words[i]);
     if (vm->owns_arena)
         arena_free(vm->arena);
     free(vm);
@@ -375,20 +391,21 @@ eval_decls(struct krl_vm *vm, struct frame *f, const struct ast_decl *decls,
 static kval
 send_directive(struct krl_vm *vm, const kval *name, const kval *options)
 {
+    kval *w = vm->words;
     kval d = kval_map();
-    d = kval_map_put_str(d, "type", kval_cstr("directive"));
-    d = kval_map_put_str(d, "name", op_to_string(name));
+    d = kval_map_put(d, kval_copy(&w[W_TYPE]), kval_copy(&w[W_DIRECTIVE]));
+    d = kval_map_put(d, kval_copy(&w[W_NAME]), op_to_string(name));
     kval opts = kval_is_null(options) ? kval_map() : kval_copy(options);
-    d = kval_map_put_str(d, "options", opts);
+    d = kval_map_put(d, kval_copy(&w[W_OPTIONS]), opts);
     kval meta = kval_map();
-    meta = kval_map_put_str(meta, "rid", vm->rid ? kval_cstr(vm->rid)
-                                                 : kval_null());
-    meta = kval_map_put_str(meta, "rule_name",
-                            vm->rule_name ? kval_cstr(vm->rule_name)
-                                          : kval_null());
-    meta = kval_map_put_str(meta, "txnId", vm->txn_id ? kval_cstr(vm->txn_id)
-                                                      : kval_null());
-    d = kval_map_put_str(d, "meta", meta);
+    meta = kval_map_put(meta, kval_copy(&w[W_RID]),
+                        vm->rid ? kval_cstr(vm->rid) : kval_null());
+    meta = kval_map_put(meta, kval_copy(&w[W_RULE_NAME]),
+                        vm->rule_name ? kval_cstr(vm->rule_name)
+                                      : kval_null());
+    meta = kval_map_put(meta, kval_copy(&w[W_TXNID]),
+                        vm->txn_id ? kval_cstr(vm->txn_id) : kval_null());
+    d = kval_map_put(d, kval_copy(&w[W_META]), meta);
     vm->directives = kval_array_append(vm->directives, kval_copy(&d));
     return d;
 }
