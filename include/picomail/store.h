@@ -237,7 +237,7 @@ struct store_log_entry {
 
 int store_log_add(struct store *s, const struct store_log_entry *e);
 /* store_log_list - the LIMIT most recent entries (of PICO_ID, or all when
- * NULL), newest first, as maps {eid, pico_id, time, kind, domain, name,
+ * NULL), newest first in the order they were logged, as maps {eid, pico_id, time, kind, domain, name,
  * attrs, result, error} */
 int store_log_list(struct store *s, const char *pico_id, int limit,
                    kval *out);

@@ -139,7 +139,15 @@ static const char *const migrations[] = {
     "CREATE INDEX event_log_pico ON event_log(pico_id, time_ms);"
     "CREATE INDEX event_log_time ON event_log(time_ms);"
 
-    "PRAGMA user_version = 1;"
+    "PRAGMA user_version = 1;",
+
+    /* 1 -> 2: the log is read newest first by insertion order, so one
+       index on (pico_id, seq) serves both listings and each event writes
+       one index entry instead of two */
+    "DROP INDEX event_log_pico;"
+    "DROP INDEX event_log_time;"
+    "CREATE INDEX event_log_pico_seq ON event_log(pico_id, seq);"
+    "PRAGMA user_version = 2;"
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -327,10 +335,10 @@ static const char *const stmt_sql[ST__COUNT] = {
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [ST_LOG_LIST_PICO] =
         "SELECT " LOG_COLS " FROM event_log WHERE pico_id = ?1 "
-        "ORDER BY time_ms DESC, seq DESC LIMIT ?2",
+        "ORDER BY seq DESC LIMIT ?2",
     [ST_LOG_LIST_ALL] =
         "SELECT " LOG_COLS " FROM event_log "
-        "ORDER BY time_ms DESC, seq DESC LIMIT ?1",
+        "ORDER BY seq DESC LIMIT ?1",
 };
 
 struct store {

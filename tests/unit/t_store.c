@@ -187,7 +187,7 @@ test_open(void)
     t_ok(s != NULL, "open: new file");
     store_meta_put(s, "k", "v");
     store_close(s);
-    t_eq_int(read_user_version(p), 1, "open: schema version 1 in header");
+    t_eq_int(read_user_version(p), 2, "open: schema version 2 in header");
     s = open_ok(p, 0);
     t_ok(s != NULL, "open: reopen a migrated file");
     if (s != NULL) {
@@ -895,7 +895,8 @@ test_log(struct store *s)
         e.error = i == 2 ? "TypeError: x" : NULL;
         t_eq_int(store_log_add(s, &e), 0, "log: add");
     }
-    /* same time as eid4: the later insert counts as newer */
+    /* logged last, with an older time: the log's order is the order
+       entries were logged */
     e.eid = "eid6";
     e.pico_id = "c0";
     e.time_ms = 1040;
@@ -909,9 +910,9 @@ test_log(struct store *s)
     t_eq_int(kval_array_len(&v), 3, "log: limit");
     if (kval_array_len(&v) == 3) {
         t_eq_str(kval_str_ptr(kval_map_get_str(kval_array_get(&v, 0), "eid")),
-                 "eid5", "log: newest first");
+                 "eid6", "log: last logged first");
         t_eq_str(kval_str_ptr(kval_map_get_str(kval_array_get(&v, 1), "eid")),
-                 "eid6", "log: same time, later insert first");
+                 "eid5", "log: then the one before");
         check_json(kval_array_get(&v, 2),
                    "{\"eid\":\"eid4\",\"pico_id\":\"c0\",\"time\":1040,"
                    "\"kind\":\"event\",\"domain\":\"email\","
@@ -1161,7 +1162,7 @@ test_concurrent_open(void)
     s = open_ok(p, 0);
     t_eq_int(store_pico_count(s), N_PROC, "race: every write landed");
     store_close(s);
-    t_eq_int(read_user_version(p), 1, "race: schema version 1");
+    t_eq_int(read_user_version(p), 2, "race: schema version 2");
     rm_db(p);
     free(p);
 }
