@@ -41,7 +41,10 @@ struct kv_string {
     uint32_t hash;
     struct kv_mark *marks;      /* lazily built; NULL for ASCII */
     size_t n_marks;
+    char small[24];             /* s for short strings: one allocation */
 };
+
+#define STR_SMALL_MAX (sizeof ((struct kv_string *)0)->small - 1)
 
 struct kv_regexp {
     struct kv_heap h;
@@ -381,11 +384,21 @@ str_adopt(char *s, size_t len, size_t cap)
     return mkheap(KV_STRING, &st->h);
 }
 
-/* A string from bytes known to be canonical WTF-8. */
+/* A string from bytes known to be canonical WTF-8: short ones live in
+ * the string block itself (most keys and many values), saving a malloc. */
 static kval
 str_raw(const char *s, size_t len)
 {
-    return str_adopt(xmemdup(s, len), len, len + 1);
+    if (len > STR_SMALL_MAX)
+        return str_adopt(xmemdup(s, len), len, len + 1);
+    struct kv_string *st = xcalloc(1, sizeof *st);
+    memcpy(st->small, s, len);
+    st->small[len] = '\0';
+    st->s = st->small;
+    st->len = len;
+    st->cap = sizeof st->small;
+    str_measure(st);
+    return mkheap(KV_STRING, &st->h);
 }
 
 kval
@@ -714,7 +727,12 @@ kval_str_concat(kval a, kval b)
         size_t need = sa->len + blen + 1;
         if (need > sa->cap) {
             size_t cap = sa->cap * 2 > need ? sa->cap * 2 : need;
-            sa->s = xrealloc(sa->s, cap);
+            if (sa->s == sa->small) {
+                sa->s = xmalloc(cap);
+                memcpy(sa->s, sa->small, sa->len + 1);
+            } else {
+                sa->s = xrealloc(sa->s, cap);
+            }
             sa->cap = cap;
         }
         memcpy(sa->s + sa->len, sb->s, blen);
@@ -1334,7 +1352,8 @@ destroy(struct free_stack *st, kval v)
 
     switch ((enum kval_kind)v.kind) {
     case KV_STRING:
-        free(STR(&v)->s);
+        if (STR(&v)->s != STR(&v)->small)
+            free(STR(&v)->s);
         free(STR(&v)->marks);
         break;
     case KV_REGEXP:
