@@ -20,8 +20,20 @@
 #include "engine_internal.h"
 
 void
+engine_forget_ents(struct txn *t)
+{
+    for (size_t i = 0; i < t->n_seen; i++) {
+        free(t->seen[i].rid);
+        free(t->seen[i].name);
+        kval_free(t->seen[i].value);
+    }
+    t->n_seen = 0;
+}
+
+void
 engine_txn_release(struct txn *t)
 {
+    engine_forget_ents(t);
     for (size_t i = 0; !t->installs_borrowed && i < t->n_installs; i++) {
         free(t->installs[i].rid);
         kval_free(t->installs[i].config);
@@ -238,6 +250,7 @@ run_ruleset(struct txn *t, struct sched_item *item, kval *err)
         t->cur_rule = NULL;
         if (end == KRL_RULE_ERROR) {
             store_savepoint_rollback(t->e->st);
+            engine_forget_ents(t);      /* its writes are undone */
             return -1;
         }
         rc = store_savepoint_release(t->e->st);

@@ -63,14 +63,47 @@ str_arg(const kval *args, size_t n, size_t i, const char *fn,
 /* ------------------------------------------------------------------ */
 /* ent:                                                                */
 
+static struct ent_seen *
+ent_seen(struct txn *t, const char *rid, const char *name)
+{
+    for (size_t i = 0; i < t->n_seen; i++)
+        if (strcmp(t->seen[i].name, name) == 0 &&
+            strcmp(t->seen[i].rid, rid) == 0)
+            return &t->seen[i];
+    return NULL;
+}
+
+/* remember - V (borrowed) as the current value of (RID, NAME) */
+static void
+remember(struct txn *t, const char *rid, const char *name, const kval *v)
+{
+    struct ent_seen *s = ent_seen(t, rid, name);
+    if (s == NULL) {
+        if (t->n_seen == TXN_ENT_SEEN)
+            return;             /* a busy event: read the rest from the store */
+        s = &t->seen[t->n_seen++];
+        s->rid = xstrdup(rid);
+        s->name = xstrdup(name);
+        s->value = kval_null();
+    }
+    kval_free(s->value);
+    s->value = kval_copy(v);
+}
+
 static kval
 ent_read(struct txn *t, const char *rid, const char *name)
 {
+    struct ent_seen *s = ent_seen(t, rid, name);
+    if (s != NULL)
+        return kval_copy(&s->value);
     kval v;
     int rc = store_ent_get(t->e->st, t->pico_id, rid, name, &v);
     if (rc == STORE_NOTFOUND)
-        return kval_null();
-    return rc == STORE_OK ? v : engine_store_error(t->e, rc);
+        v = kval_null();
+    else if (rc != STORE_OK)
+        return engine_store_error(t->e, rc);
+    remember(t, rid, name, &v);
+    return v;
 }
 
 static kval
@@ -84,6 +117,7 @@ ent_write(struct txn *t, const char *rid, const char *name, const kval *v)
                           kval_typeof(v));
     if (rc != STORE_OK && rc != STORE_NOTFOUND)
         return engine_store_error(t->e, rc);
+    remember(t, rid, name, v);
     return kval_null();
 }
 

@@ -54,6 +54,15 @@ struct sched_item {
     kval event;                 /* {domain, name, attrs, time} */
 };
 
+/* An entity variable as this event last read or wrote it. */
+struct ent_seen {
+    char *rid;                  /* owned */
+    char *name;                 /* owned */
+    kval value;                 /* null when the variable is unset */
+};
+
+#define TXN_ENT_SEEN 16
+
 /* The context of one event or query: the KRL host's ctx. */
 struct txn {
     struct engine *e;
@@ -74,6 +83,10 @@ struct txn {
     bool vm_borrowed;           /* vm is the engine's, not to be freed */
     kval deferred;              /* events to send after commit: array of
                                    {eci, domain, name, attrs} */
+    /* entity variables read or written so far (the pico's events run one
+       at a time, so within the event these are the current values) */
+    struct ent_seen seen[TXN_ENT_SEEN];
+    size_t n_seen;
 };
 
 extern const struct krl_host engine_krl_host;
@@ -87,6 +100,9 @@ struct krl_instance *engine_instance(struct txn *t, struct compiled *c,
 /* engine_load_installs - the pico's installed rulesets into T */
 kval engine_load_installs(struct txn *t);
 void engine_txn_release(struct txn *t);
+/* engine_forget_ents - drop the remembered entity variables (after a rule
+ * was rolled back) */
+void engine_forget_ents(struct txn *t);
 /* engine_new_pico/engine_delete_pico/engine_uninstall_one - inside an open
  * transaction */
 kval engine_new_pico(struct engine *e, const char *name,
