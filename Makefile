@@ -43,7 +43,7 @@ BENCH_BIN = $(patsubst bench/%.c,$(BUILD)/%,$(wildcard bench/*.c))
 .PHONY: all deps check unit run install uninstall clean bench
 all: $(BUILD)/picomail $(UNIT_BIN) $(BENCH_BIN)
 
-$(BUILD)/%.o: %.c $(wildcard include/picomail/*.h)
+$(BUILD)/%.o: %.c $(wildcard include/picomail/*.h) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 

@@ -91,6 +91,11 @@ engine_open(const struct engine_options *opt, char *errbuf, size_t errlen)
     struct engine *e = xcalloc(1, sizeof *e);
     e->st = st;
     e->lim = opt->limits;
+    static const char *const words[EW__COUNT] = {
+        "domain", "name", "attrs", "time", "eid", "directives", "options"
+    };
+    for (int i = 0; i < EW__COUNT; i++)
+        e->words[i] = kval_cstr(words[i]);
     return e;
 }
 
@@ -126,6 +131,8 @@ engine_close(struct engine *e)
     }
     krl_vm_free(e->vm);
     engine_cache_free(e);
+    for (int i = 0; i < EW__COUNT; i++)
+        kval_free(e->words[i]);
     store_close(e->st);
     free(e);
     return NULL;

@@ -114,23 +114,25 @@ schedule_push(struct txn *t, size_t ruleset, kval event)
 }
 
 static kval
-make_event(const char *domain, const char *type, const kval *attrs,
-           int64_t time_ms)
+make_event(struct engine *e, const char *domain, const char *type,
+           const kval *attrs, int64_t time_ms)
 {
+    kval *w = e->words;
     kval ev = kval_map();
-    ev = kval_map_put_str(ev, "domain", kval_cstr(domain));
-    ev = kval_map_put_str(ev, "name", kval_cstr(type));
-    ev = kval_map_put_str(ev, "attrs", attrs && kval_kind(attrs) == KV_MAP
-                                           ? kval_copy(attrs)
-                                           : kval_map());
-    return kval_map_put_str(ev, "time", kval_number((double)time_ms));
+    ev = kval_map_put(ev, kval_copy(&w[EW_DOMAIN]), kval_cstr(domain));
+    ev = kval_map_put(ev, kval_copy(&w[EW_NAME]), kval_cstr(type));
+    ev = kval_map_put(ev, kval_copy(&w[EW_ATTRS]),
+                      attrs && kval_kind(attrs) == KV_MAP ? kval_copy(attrs)
+                                                          : kval_map());
+    return kval_map_put(ev, kval_copy(&w[EW_TIME]),
+                        kval_number((double)time_ms));
 }
 
 void
 engine_schedule_event(struct txn *t, const char *domain, const char *type,
                       const kval *attrs, const char *for_rid, int64_t time_ms)
 {
-    kval ev = make_event(domain, type, attrs, time_ms);
+    kval ev = make_event(t->e, domain, type, attrs, time_ms);
     for (size_t i = 0; i < t->n_installs; i++)
         if (for_rid == NULL || strcmp(for_rid, t->installs[i].rid) == 0)
             schedule_push(t, i, kval_copy(&ev));
@@ -305,31 +307,33 @@ blank(const char *s)
     return true;
 }
 
-/* strip_directives - the directives of the vm as the reference returns
- * them */
+/* event_result - {eid, directives} as the reference returns them */
 static kval
 event_result(struct txn *t)
 {
-    kval r = kval_map_put_str(kval_map(), "eid", kval_cstr(t->eid));
-    return kval_map_put_str(r, "directives",
-                            kval_copy(krl_vm_directives(t->vm)));
+    kval *w = t->e->words;
+    kval r = kval_map_put(kval_map(), kval_copy(&w[EW_EID]),
+                          kval_cstr(t->eid));
+    return kval_map_put(r, kval_copy(&w[EW_DIRECTIVES]),
+                        kval_copy(krl_vm_directives(t->vm)));
 }
 
 /* log_directives - the directives as the log keeps them: name and
  * options (rid, rule and eid are in the log row already) */
 static kval
-log_directives(const kval *result)
+log_directives(struct engine *e, const kval *result)
 {
+    kval *w = e->words;
     const kval *ds = kval_map_get_str(result, "directives");
     kval out = kval_array();
     for (size_t i = 0; ds != NULL && i < kval_array_len(ds); i++) {
         const kval *d = kval_array_get(ds, i);
         const kval *name = kval_map_get_str(d, "name");
         const kval *opts = kval_map_get_str(d, "options");
-        kval m = kval_map_put_str(kval_map(), "name",
-                                  name ? kval_copy(name) : kval_null());
-        m = kval_map_put_str(m, "options", opts ? kval_copy(opts)
-                                                : kval_map());
+        kval m = kval_map_put(kval_map(), kval_copy(&w[EW_NAME]),
+                              name ? kval_copy(name) : kval_null());
+        m = kval_map_put(m, kval_copy(&w[EW_OPTIONS]),
+                         opts ? kval_copy(opts) : kval_map());
         out = kval_array_append(out, m);
     }
     return out;
@@ -340,7 +344,7 @@ log_event(struct txn *t, const char *domain, const char *type,
           const kval *attrs, const kval *result)
 {
     kval logged = kval_is_error(result) ? kval_null()
-                                        : log_directives(result);
+                                        : log_directives(t->e, result);
     struct store_log_entry le = {
         .eid = t->eid,
         .pico_id = t->pico_id,

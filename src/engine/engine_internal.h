@@ -32,7 +32,15 @@ struct compiled {
     struct compiled *next;
 };
 
+/* Map keys every event uses, made once per engine (an engine is one
+ * thread's, so sharing them by reference count is safe). */
+enum engine_word {
+    EW_DOMAIN, EW_NAME, EW_ATTRS, EW_TIME, EW_EID, EW_DIRECTIVES,
+    EW_OPTIONS, EW__COUNT
+};
+
 struct engine {
+    kval words[EW__COUNT];
     struct store *st;
     struct krl_limits lim;
     struct compiled *compiled;  /* cache; grows with the rulesets in use */
