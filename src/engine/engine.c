@@ -113,6 +113,9 @@ compiled_free(struct compiled *c)
     arena_free(c->arena);
     krl_ruleset_free(c->rs);
     free(c->hash);
+    for (size_t i = 0; c->initial != NULL && i < c->n_rules; i++)
+        kval_free(c->initial[i]);
+    free(c->initial);
     free(c->machines);
     free(c->within_ms);
     free(c);
@@ -167,6 +170,7 @@ compile_source(const char *file, const char *src, size_t len,
     c->n_rules = ast->n_rules;
     c->machines = xcalloc(ast->n_rules + 1, sizeof *c->machines);
     c->within_ms = xcalloc(ast->n_rules + 1, sizeof *c->within_ms);
+    c->initial = xcalloc(ast->n_rules + 1, sizeof *c->initial);
     for (size_t i = 0; i < ast->n_rules; i++) {
         const struct ast_rule *rule = &ast->rules[i];
         c->within_ms[i] = -2;   /* not evaluated yet */

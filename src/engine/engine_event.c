@@ -185,9 +185,11 @@ select_rule(struct txn *t, struct inst_ref *r, size_t i, kval *bindings,
     int rc = stateless ? STORE_NOTFOUND
                        : store_ee_get(t->e->st, t->pico_id, r->rid,
                                       rule->name.s, r->c->hash, &state);
-    if (rc == STORE_NOTFOUND)
-        state = sel_initial(m);
-    else if (rc != STORE_OK) {
+    if (rc == STORE_NOTFOUND) {
+        if (kval_is_null(&r->c->initial[i]))
+            r->c->initial[i] = sel_initial(m);
+        state = kval_copy(&r->c->initial[i]);
+    } else if (rc != STORE_OK) {
         *err = engine_store_error(t->e, rc);
         return -1;
     }
@@ -352,7 +354,8 @@ log_event(struct txn *t, const char *domain, const char *type,
         .kind = t->in_query ? "query" : "event",
         .domain = domain,
         .name = type,
-        .attrs = attrs,
+        /* an event without attributes logs none */
+        .attrs = attrs != NULL && kval_map_len(attrs) > 0 ? attrs : NULL,
         .result = kval_is_error(result) ? NULL : &logged,
         .error = kval_is_error(result) ? kval_error_msg(result) : NULL,
     };

@@ -28,6 +28,8 @@ struct compiled {
     size_t n_rules;
     struct sel_machine **machines;  /* per rule; NULL for select where */
     int64_t *within_ms;         /* per rule: -1 none, -2 not evaluated */
+    kval *initial;              /* per rule: its machine's start state,
+                                   made once (null until then) */
     struct cached_inst *insts;
     struct compiled *next;
 };
