@@ -360,6 +360,41 @@ test_modules_and_admin(void)
     engine_close(e);
 }
 
+/* two engines on one database file (the daemon and the command line):
+ * each sees the other's changes although it caches channels and installs */
+static void
+test_two_engines(void)
+{
+    struct engine *a = open_db(), *b = open_db();
+    if (a == NULL || b == NULL)
+        return;
+    char *rid = register_src(a, counter_krl);
+    char *eci = new_pico_eci(a, "shared", NULL);
+    if (rid == NULL || eci == NULL)
+        return;
+    kval_free(engine_install(a, "shared", rid, NULL));
+    kval none = kval_map();
+    t_directives(engine_event(b, eci, "c", "inc", &none, 0), "inc",
+                 "second engine runs the event (and caches the channel)");
+    kval r = engine_uninstall(a, "shared", rid);
+    t_ok(!kval_is_error(&r), "first engine uninstalls");
+    kval_free(r);
+    t_directives(engine_event(b, eci, "c", "inc", &none, 0), "",
+                 "second engine sees the uninstall");
+    r = engine_channel_rm(a, eci);
+    t_ok(!kval_is_error(&r), "first engine removes the channel");
+    kval_free(r);
+    char want[128];
+    snprintf(want, sizeof want, "Error: ECI not found %s", eci);
+    t_eq_text(engine_event(b, eci, "c", "inc", &none, 0), want,
+              "second engine sees the channel gone");
+    kval_free(none);
+    free(rid);
+    free(eci);
+    engine_close(a);
+    engine_close(b);
+}
+
 int
 main(void)
 {
@@ -371,6 +406,7 @@ main(void)
     test_restart_and_isolation();
     test_policies();
     test_modules_and_admin();
+    test_two_engines();
     char cmd[512];
     snprintf(cmd, sizeof cmd, "%s/picomail.db", dir);
     unlink(cmd);
