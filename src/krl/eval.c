@@ -57,8 +57,16 @@ static const char *const vm_words[W__COUNT] = {
     "directive"
 };
 
+/* A string value kept while it equals the C string asked for (the rid,
+ * rule and transaction id of directive metas repeat from one directive to
+ * the next). */
+struct cstr_memo {
+    kval value;                 /* null until first made */
+};
+
 struct krl_vm {
     kval words[W__COUNT];
+    struct cstr_memo memo[3];       /* rid, rule name, txn id */
     struct krl_limits lim;
     struct arena *arena;            /* frames and closures */
     bool owns_arena;
@@ -231,6 +239,8 @@ krl_vm_free(struct krl_vm *vm)
     kval_free(vm->directives);
     for (int i = 0; i < W__COUNT; i++)
         kval_free(vm->words[i]);
+    for (int i = 0; i < 3; i++)
+        kval_free(vm->memo[i].value);
     if (vm->owns_arena)
         arena_free(vm->arena);
     free(vm);
@@ -388,6 +398,21 @@ eval_decls(struct krl_vm *vm, struct frame *f, const struct ast_decl *decls,
 /* ------------------------------------------------------------------ */
 /* Actions                                                             */
 
+/* memo_str - S as a string value (null for NULL), remade only when S
+ * differs from last time */
+static kval
+memo_str(struct cstr_memo *m, const char *s)
+{
+    if (s == NULL)
+        return kval_null();
+    if (kval_kind(&m->value) != KV_STRING ||
+        strcmp(kval_str_ptr(&m->value), s) != 0) {
+        kval_free(m->value);
+        m->value = kval_cstr(s);
+    }
+    return kval_copy(&m->value);
+}
+
 static kval
 send_directive(struct krl_vm *vm, const kval *name, const kval *options)
 {
@@ -399,12 +424,11 @@ send_directive(struct krl_vm *vm, const kval *name, const kval *options)
     d = kval_map_put(d, kval_copy(&w[W_OPTIONS]), opts);
     kval meta = kval_map();
     meta = kval_map_put(meta, kval_copy(&w[W_RID]),
-                        vm->rid ? kval_cstr(vm->rid) : kval_null());
+                        memo_str(&vm->memo[0], vm->rid));
     meta = kval_map_put(meta, kval_copy(&w[W_RULE_NAME]),
-                        vm->rule_name ? kval_cstr(vm->rule_name)
-                                      : kval_null());
+                        memo_str(&vm->memo[1], vm->rule_name));
     meta = kval_map_put(meta, kval_copy(&w[W_TXNID]),
-                        vm->txn_id ? kval_cstr(vm->txn_id) : kval_null());
+                        memo_str(&vm->memo[2], vm->txn_id));
     d = kval_map_put(d, kval_copy(&w[W_META]), meta);
     vm->directives = kval_array_append(vm->directives, kval_copy(&d));
     return d;

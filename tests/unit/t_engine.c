@@ -183,8 +183,24 @@ test_restart_and_isolation(void)
     kval none = kval_map();
     t_directives(engine_event(e, eci1, "c", "inc", &none, 0), "inc",
                  "event runs");
-    kval_free(engine_event(e, eci1, "c", "inc", &none, 0));
-    kval_free(engine_event(e, eci2, "c", "inc", &none, 0));
+    /* each directive's meta names its own event (the vm is reused) */
+    for (int i = 0; i < 2; i++) {
+        kval ev = engine_event(e, i ? eci2 : eci1, "c", "inc", &none, 0);
+        const kval *ds = kval_map_get_str(&ev, "directives");
+        const kval *meta = ds && kval_array_len(ds) > 0
+                               ? kval_map_get_str(kval_array_get(ds, 0),
+                                                  "meta")
+                               : NULL;
+        t_ok(meta != NULL &&
+                 kval_equal(kval_map_get_str(meta, "txnId"),
+                            kval_map_get_str(&ev, "eid")) &&
+                 strcmp(kval_str_ptr(kval_map_get_str(meta, "rid")),
+                        "t.counter") == 0 &&
+                 strcmp(kval_str_ptr(kval_map_get_str(meta, "rule_name")),
+                        "inc") == 0,
+             "directive meta: rid, rule, this event's eid");
+        kval_free(ev);
+    }
     t_eq_text(engine_query(e, eci1, rid, "total", &none), "2",
               "pico one counted 2");
     t_eq_text(engine_query(e, eci2, rid, "total", &none), "1",
