@@ -121,7 +121,8 @@ rate(struct engine *e, const char *eci, int n, int batch)
     kval attrs = kval_map();
     struct engine_event_req reqs[IN_FLIGHT];
     for (int i = 0; i < batch; i++)
-        reqs[i] = (struct engine_event_req){eci, "echo", "hello", &attrs, 0};
+        reqs[i] = (struct engine_event_req){eci, "echo", "hello", &attrs, 0,
+                                            NULL};
     double t0 = now_s();
     for (int done = 0; done < n; done += batch) {
         kval r = engine_event_batch(e, reqs, (size_t)batch);

@@ -98,6 +98,9 @@ struct engine_event_req {
     const char *type;
     const kval *attrs;          /* a map, or NULL */
     int64_t time_ms;            /* 0: now */
+    const char *from_pico;      /* the pico sending it (ctx:event), which
+                                   may use its family channels; NULL from
+                                   outside (mail, HTTP, the command line) */
 };
 
 /* engine_event_batch - N independent events committed together (group

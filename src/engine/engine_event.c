@@ -272,7 +272,7 @@ run_ruleset(struct txn *t, struct sched_item *item, kval *err)
  * A:B by its policy; fills T->pico_id */
 static kval
 check_channel(struct txn *t, const char *eci, enum policy_kind kind,
-              const char *a, const char *b)
+              const char *a, const char *b, const char *from_pico)
 {
     struct store_channel scratch;
     const struct store_channel *chp;
@@ -283,8 +283,10 @@ check_channel(struct txn *t, const char *eci, enum policy_kind kind,
         return engine_store_error(t->e, rc);
     const struct store_channel ch = *chp;
     kval result = kval_null();
-    /* callers from outside (mail, HTTP, the command line) are no pico */
-    if (ch.family_pico_id != NULL)
+    /* a family channel serves its one pico only; callers from outside
+       (mail, HTTP, the command line) are no pico at all */
+    if (ch.family_pico_id != NULL &&
+        (from_pico == NULL || strcmp(ch.family_pico_id, from_pico) != 0))
         result = kval_error("Error: This is a family channel and only the "
                             "owner can use it.");
     else
@@ -391,6 +393,8 @@ send_deferred(struct engine *e, kval deferred, int depth)
             reqs[i].domain = kval_str_ptr(kval_map_get_str(d, "domain"));
             reqs[i].type = kval_str_ptr(kval_map_get_str(d, "name"));
             reqs[i].attrs = kval_map_get_str(d, "attrs");
+            const kval *from = kval_map_get_str(d, "from");
+            reqs[i].from_pico = from ? kval_str_ptr(from) : NULL;
         }
         kval_free(batch_at_depth(e, reqs, n, depth + 1));
         free(reqs);
@@ -425,7 +429,7 @@ event_in_txn(struct engine *e, const struct engine_event_req *req,
     t.vm_borrowed = true;
     krl_vm_set_host(t.vm, &engine_krl_host, &t);
     kval result = check_channel(&t, req->eci, POLICY_EVENT, req->domain,
-                                req->type);
+                                req->type, req->from_pico);
     if (!kval_is_error(&result))
         result = engine_load_installs(&t);
     if (!kval_is_error(&result)) {
@@ -491,7 +495,7 @@ kval
 engine_event(struct engine *e, const char *eci, const char *domain,
              const char *type, const kval *attrs, int64_t time_ms)
 {
-    struct engine_event_req req = {eci, domain, type, attrs, time_ms};
+    struct engine_event_req req = {eci, domain, type, attrs, time_ms, NULL};
     kval results = engine_event_batch(e, &req, 1);
     if (kval_is_error(&results))
         return results;
@@ -544,7 +548,7 @@ engine_query(struct engine *e, const char *eci, const char *rid,
     if (rc == STORE_OK)
         engine_cache_sync(e);
     kval result = rc == STORE_OK
-                      ? check_channel(&t, eci, POLICY_QUERY, rid, name)
+                      ? check_channel(&t, eci, POLICY_QUERY, rid, name, NULL)
                       : engine_store_error(e, rc);
     if (!kval_is_error(&result))
         result = engine_load_installs(&t);

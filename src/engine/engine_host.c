@@ -456,8 +456,14 @@ ctx_query(struct krl_vm *vm, void *data, const kval *args, size_t n)
         } else if (rc != STORE_OK) {
             result = engine_store_error(t->e, rc);
         } else {
-            result = policy_check(&ch.query_policy, POLICY_QUERY,
-                                  kval_str_ptr(&rid), kval_str_ptr(&name));
+            if (ch.family_pico_id != NULL &&
+                strcmp(ch.family_pico_id, t->pico_id) != 0)
+                result = kval_error("Error: This is a family channel and "
+                                    "only the owner can use it.");
+            else
+                result = policy_check(&ch.query_policy, POLICY_QUERY,
+                                      kval_str_ptr(&rid),
+                                      kval_str_ptr(&name));
             snprintf(sub.pico_id, sizeof sub.pico_id, "%s", ch.pico_id);
             snprintf(sub.eci, sizeof sub.eci, "%s", ch.eci);
             store_channel_release(&ch);
@@ -508,6 +514,7 @@ ctx_event(struct krl_vm *vm, void *data, const kval *args, size_t n)
     d = kval_map_put_str(d, "attrs", kval_kind(attrs) == KV_MAP
                                          ? kval_copy(attrs)
                                          : kval_map());
+    d = kval_map_put_str(d, "from", kval_cstr(t->pico_id));
     /* fire and forget: sent once this event has committed */
     t->deferred = kval_array_append(t->deferred, d);
     return kval_null();

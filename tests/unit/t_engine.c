@@ -376,6 +376,109 @@ test_modules_and_admin(void)
     engine_close(e);
 }
 
+static const char *parent_krl =
+    "ruleset t.parent {\n"
+    "  meta { shares kids, kidPokes, kidSecret }\n"
+    "  global {\n"
+    "    kids = function() { ctx:children }\n"
+    "    kidPokes = function() {\n"
+    "      ctx:query(ent:kid, \"t.child\", \"pokes\", {}) }\n"
+    "    kidSecret = function() { ent:kid }\n"
+    "  }\n"
+    "  rule make {\n"
+    "    select when p make\n"
+    "    ctx:newPico([{\"rid\": \"t.child\"}]) setting(eci)\n"
+    "    fired { ent:kid := eci }\n"
+    "  }\n"
+    "  rule ask {\n"
+    "    select when p ask\n"
+    "    pre { a = ctx:query(ent:kid, \"t.child\", \"hello\",\n"
+    "                        {\"name\": \"dad\"}) }\n"
+    "    send_directive(\"answer\", {\"a\": a})\n"
+    "  }\n"
+    "  rule tell {\n"
+    "    select when p tell\n"
+    "    ctx:event(ent:kid, \"c\", \"poke\", {\"n\": 1})\n"
+    "  }\n"
+    "  rule drop {\n"
+    "    select when p drop\n"
+    "    ctx:delPico(ent:kid)\n"
+    "  }\n"
+    "}\n";
+
+static const char *child_krl =
+    "ruleset t.child {\n"
+    "  meta { shares hello, pokes }\n"
+    "  global {\n"
+    "    hello = function(name) { \"hi \" + name }\n"
+    "    pokes = function() { ent:pokes.defaultsTo(0) }\n"
+    "  }\n"
+    "  rule poke {\n"
+    "    select when c poke\n"
+    "    fired { ent:pokes := pokes() + event:attrs{\"n\"} }\n"
+    "  }\n"
+    "}\n";
+
+/* ctx: through real rulesets: a parent makes a child, queries it, sends
+ * it an event on their family channel, and deletes it; outsiders cannot
+ * use that channel */
+static void
+test_ctx(void)
+{
+    struct engine *e = open_db();
+    if (e == NULL)
+        return;
+    char *child = register_src(e, child_krl);
+    char *parent = register_src(e, parent_krl);
+    char *eci = new_pico_eci(e, "parent", NULL);
+    if (!child || !parent || !eci)
+        return;
+    kval_free(engine_install(e, "parent", parent, NULL));
+    kval none = kval_map();
+    t_directives(engine_event(e, eci, "p", "make", &none, 0), "",
+                 "ctx:newPico");
+    kval kids = engine_query(e, eci, parent, "kids", &none);
+    t_ok(kval_kind(&kids) == KV_ARRAY && kval_array_len(&kids) == 1,
+         "ctx:children lists the child");
+    kval_free(kids);
+    kval ask = engine_event(e, eci, "p", "ask", &none, 0);
+    const kval *ds = kval_map_get_str(&ask, "directives");
+    const kval *opts = ds && kval_array_len(ds) == 1
+                           ? kval_map_get_str(kval_array_get(ds, 0),
+                                              "options")
+                           : NULL;
+    const kval *a = opts ? kval_map_get_str(opts, "a") : NULL;
+    t_ok(a != NULL && kval_kind(a) == KV_STRING &&
+             strcmp(kval_str_ptr(a), "hi dad") == 0,
+         "ctx:query of the child, during an event");
+    kval_free(ask);
+    t_directives(engine_event(e, eci, "p", "tell", &none, 0), "",
+                 "ctx:event to the child");
+    t_eq_text(engine_query(e, eci, parent, "kidPokes", &none), "1",
+              "the child got it (after the parent's event committed)");
+    kval secret = engine_query(e, eci, parent, "kidSecret", &none);
+    if (kval_kind(&secret) == KV_STRING)
+        t_eq_text(engine_event(e, kval_str_ptr(&secret), "c", "poke", &none,
+                               0),
+                  "Error: This is a family channel and only the owner can "
+                  "use it.",
+                  "outsiders cannot use the parent's channel to the child");
+    kval_free(secret);
+    kval list = engine_pico_list(e);
+    size_t before = kval_array_len(&list);
+    kval_free(list);
+    t_directives(engine_event(e, eci, "p", "drop", &none, 0), "",
+                 "ctx:delPico");
+    list = engine_pico_list(e);
+    t_eq_int(kval_array_len(&list), before - 1, "the child is gone");
+    kval_free(list);
+    kval_free(none);
+    free(child);
+    free(parent);
+    free(eci);
+    engine_close(e);
+}
+
 /* two engines on one database file (the daemon and the command line):
  * each sees the other's changes although it caches channels and installs */
 static void
@@ -423,6 +526,7 @@ main(void)
     test_policies();
     test_modules_and_admin();
     test_two_engines();
+    test_ctx();
     char cmd[512];
     snprintf(cmd, sizeof cmd, "%s/picomail.db", dir);
     unlink(cmd);
