@@ -12,6 +12,7 @@ CC      ?= cc
 BUILD   ?= build
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
 SYSCONFDIR ?= $(PREFIX)/etc
 DESTDIR ?=
 
@@ -72,12 +73,15 @@ run: deps
 	@sh contrib/run-demo.sh $(BUILD)
 
 install: $(BUILD)/picomail
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/picomail
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/picomail \
+	    $(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(BUILD)/picomail $(DESTDIR)$(BINDIR)/picomail
 	install -m 644 conf/picomail.conf $(DESTDIR)$(SYSCONFDIR)/picomail/picomail.conf
+	install -m 644 man/picomail.1 $(DESTDIR)$(MANDIR)/man1/picomail.1
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/picomail $(DESTDIR)$(SYSCONFDIR)/picomail/picomail.conf
+	rm -f $(DESTDIR)$(BINDIR)/picomail $(DESTDIR)$(SYSCONFDIR)/picomail/picomail.conf \
+	    $(DESTDIR)$(MANDIR)/man1/picomail.1
 
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
