@@ -232,6 +232,8 @@ struct store_log_entry {
     const char *name;           /* event type, or query name */
     const kval *attrs;          /* event attrs or query args; may be NULL */
     const kval *result;         /* directives or query result; may be NULL */
+    const char *result_json;    /* the result already as JSON text, used
+                                   instead of RESULT when not NULL */
     const char *error;          /* the error message, or NULL */
 };
 

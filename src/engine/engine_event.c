@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "picomail/buf.h"
 #include "picomail/ids.h"
 #include "picomail/json.h"
 #include "picomail/mem.h"
@@ -322,33 +323,37 @@ event_result(struct txn *t)
                         kval_copy(krl_vm_directives(t->vm)));
 }
 
-/* log_directives - the directives as the log keeps them: name and
- * options (rid, rule and eid are in the log row already) */
-static kval
-log_directives(struct engine *e, const kval *result)
+/* log_directives - the directives as the log keeps them, as JSON: name
+ * and options (rid, rule and eid are in the log row already); written
+ * straight from the directive values */
+static void
+log_directives(const kval *result, struct buf *out)
 {
-    kval *w = e->words;
     const kval *ds = kval_map_get_str(result, "directives");
-    kval out = kval_array();
+    buf_addc(out, '[');
     for (size_t i = 0; ds != NULL && i < kval_array_len(ds); i++) {
         const kval *d = kval_array_get(ds, i);
         const kval *name = kval_map_get_str(d, "name");
         const kval *opts = kval_map_get_str(d, "options");
-        kval m = kval_map_put(kval_map(), kval_copy(&w[EW_NAME]),
-                              name ? kval_copy(name) : kval_null());
-        m = kval_map_put(m, kval_copy(&w[EW_OPTIONS]),
-                         opts ? kval_copy(opts) : kval_map());
-        out = kval_array_append(out, m);
+        buf_adds(out, i ? ",{\"name\":" : "{\"name\":");
+        if (name == NULL || json_encode(name, JSON_KRL, 0, out) != 0)
+            buf_adds(out, "null");
+        buf_adds(out, ",\"options\":");
+        if (opts == NULL || json_encode(opts, JSON_KRL, 0, out) != 0)
+            buf_adds(out, "{}");
+        buf_addc(out, '}');
     }
-    return out;
+    buf_addc(out, ']');
 }
 
 static void
 log_event(struct txn *t, const char *domain, const char *type,
           const kval *attrs, const kval *result)
 {
-    kval logged = kval_is_error(result) ? kval_null()
-                                        : log_directives(t->e, result);
+    struct buf logged;
+    buf_init(&logged);
+    if (!kval_is_error(result))
+        log_directives(result, &logged);
     struct store_log_entry le = {
         .eid = t->eid,
         .pico_id = t->pico_id,
@@ -358,11 +363,11 @@ log_event(struct txn *t, const char *domain, const char *type,
         .name = type,
         /* an event without attributes logs none */
         .attrs = attrs != NULL && kval_map_len(attrs) > 0 ? attrs : NULL,
-        .result = kval_is_error(result) ? NULL : &logged,
+        .result_json = kval_is_error(result) ? NULL : logged.data,
         .error = kval_is_error(result) ? kval_error_msg(result) : NULL,
     };
     store_log_add(t->e->st, &le);
-    kval_free(logged);
+    buf_release(&logged);
 }
 
 static kval batch_at_depth(struct engine *e,

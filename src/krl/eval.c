@@ -98,6 +98,9 @@ static kval call_value(struct krl_vm *vm, const kval *fn,
 static kval invoke_closure(struct krl_vm *vm, const struct closure *cl,
                            const kval *args, const char *const *names,
                            size_t n_args);
+static kval call_named(struct krl_vm *vm, const struct ast_expr *ident,
+                       const kval *args, size_t n);
+static bool has_named(const struct ast_arg *arg_nodes, size_t n);
 
 /* ------------------------------------------------------------------ */
 /* Limits                                                              */
@@ -479,7 +482,13 @@ run_actions(struct krl_vm *vm, struct frame *f,
     kval result = kval_null();
     for (size_t i = first; i < last; i++) {
         const struct ast_action *act = &b->actions[i];
-        kval fn = eval_expr(vm, f, act->callee);
+        const struct ast_expr *callee = act->callee;
+        /* a builtin or native named directly (send_directive, noop, ...)
+           is called without making a function value for it */
+        bool direct = callee->kind == AST_IDENT &&
+                      callee->u.ident.binding == AST_BIND_BUILTIN &&
+                      !has_named(act->args, act->n_args);
+        kval fn = direct ? kval_null() : eval_expr(vm, f, callee);
         if (kval_is_error(&fn))
             goto fail_fn;
         size_t n = act->n_args;
@@ -495,11 +504,12 @@ run_actions(struct krl_vm *vm, struct frame *f,
             }
         }
         kval v;
-        if (got < n) {
+        if (got < n)
             v = err;
-        } else {
+        else if (direct)
+            v = call_named(vm, callee, argv, n);
+        else
             v = call_value(vm, &fn, act->args, argv, n, true);
-        }
         for (size_t k = 0; k < got; k++)
             kval_free(argv[k]);
         if (argv != argv_small)
@@ -822,6 +832,28 @@ native_value(enum eval_native id)
                 n++;
             return kval_func_new(natives[i].fn, NULL, NULL, natives[i].kinds,
                                  natives[i].name, natives[i].params, n);
+        }
+    return kval_error("Error: unknown native");
+}
+
+/* call_named - call the builtin or native IDENT (resolved to one) as an
+ * action with positional ARGS */
+static kval
+call_named(struct krl_vm *vm, const struct ast_expr *ident, const kval *args,
+           size_t n)
+{
+    const struct krl_builtin *b = ident->u.ident.target;
+    if (b != NULL) {
+        if (!(b->kinds & KV_FN_ACTION))
+            return kval_error("TypeError: %s is not an action", b->name);
+        return b->fn(vm, NULL, args, n);
+    }
+    for (size_t i = 0; i < sizeof natives / sizeof natives[0]; i++)
+        if ((int)natives[i].id == ident->u.ident.slot) {
+            if (!(natives[i].kinds & KV_FN_ACTION))
+                return kval_error("TypeError: %s is not an action",
+                                  natives[i].name);
+            return natives[i].fn(vm, NULL, args, n);
         }
     return kval_error("Error: unknown native");
 }

@@ -2043,7 +2043,7 @@ store_log_add(struct store *s, const struct store_log_entry *e)
     }
     if ((e->attrs != NULL &&
          (ret = encode(s, e->attrs, &attrs, what)) != 0) ||
-        (e->result != NULL &&
+        (e->result_json == NULL && e->result != NULL &&
          (ret = encode(s, e->result, &result, what)) != 0))
         goto out;
     if ((ret = prep(s, ST_LOG_ADD, &st)) != 0)
@@ -2058,7 +2058,9 @@ store_log_add(struct store *s, const struct store_log_entry *e)
         bind_buf(st, 7, &attrs, &rc);
     else
         bind_str(st, 7, NULL, &rc);
-    if (e->result != NULL)
+    if (e->result_json != NULL)
+        bind_str(st, 8, e->result_json, &rc);
+    else if (e->result != NULL)
         bind_buf(st, 8, &result, &rc);
     else
         bind_str(st, 8, NULL, &rc);
