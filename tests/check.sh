@@ -57,6 +57,7 @@ for variant in normal asan; do
     stage "krl tests ($variant)" python3 tests/krl/run.py "$dir"
     stage "picomail check of the conformance rulesets ($variant)" sh -c \
         "'$dir/picomail' check ../shared/conformance/cases/*.krl rulesets/*.krl && echo '1 passed, 0 failed'"
+    stage "command line ($variant)" sh tests/cli.sh "$dir"
     stage "conformance ($variant)" \
         python3 ../shared/conformance/run --quiet --timeout 60 -- "$dir/picomail" replay
 done

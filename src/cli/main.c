@@ -91,9 +91,43 @@ cli_wants_help(int argc, char **argv, const char *name)
     return 0;
 }
 
+/* hoist - options given before the command word (--db FILE, -c FILE,
+ * --json) are moved after it, where the commands read them: returns the
+ * new argc; ARGV is rewritten in place */
+static int
+hoist(int argc, char **argv)
+{
+    int i = 1;
+    while (i < argc) {
+        if (strcmp(argv[i], "--json") == 0)
+            i++;
+        else if ((strcmp(argv[i], "--db") == 0 ||
+                  strcmp(argv[i], "-c") == 0) && i + 1 < argc)
+            i += 2;
+        else
+            break;
+    }
+    if (i == 1 || i >= argc)
+        return argc;
+    /* argv[1..i) are options, argv[i] the command: rotate the options to
+       the end, keeping their order */
+    int n_opts = i - 1;
+    char *opts[64];
+    if (n_opts > 64)
+        return argc;
+    for (int k = 0; k < n_opts; k++)
+        opts[k] = argv[1 + k];
+    for (int k = i; k < argc; k++)
+        argv[k - n_opts] = argv[k];
+    for (int k = 0; k < n_opts; k++)
+        argv[argc - n_opts + k] = opts[k];
+    return argc;
+}
+
 int
 main(int argc, char **argv)
 {
+    argc = hoist(argc, argv);
     if (argc < 2) {
         usage(stderr);
         return 2;
