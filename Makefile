@@ -24,15 +24,16 @@ ifeq ($(SAN),1)
 OPT     = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
           -fno-omit-frame-pointer
 endif
-PKGS    = jansson libpcre2-8 sqlite3 libcrypto
+PKGS    = jansson libpcre2-8 sqlite3 libcrypto gmime-3.0
 CFLAGS_ALL  = $(CSTD) $(WARN) $(OPT) -iquote include \
               -DSYSCONFDIR='"$(SYSCONFDIR)"' \
               $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
-LDLIBS_ALL  = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lpcre2-8 -lsqlite3 -lcrypto) -lm -lpthread $(LDLIBS)
+LDLIBS_ALL  = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lpcre2-8 -lsqlite3 -lcrypto -lgmime-3.0 -lgobject-2.0 -lglib-2.0) -lm -lpthread $(LDLIBS)
 LDFLAGS_ALL = $(OPT) $(LDFLAGS)
 
 LIB_SRC  = $(wildcard src/util/*.c) $(wildcard src/krl/*.c) \
-           $(wildcard src/store/*.c) $(wildcard src/engine/*.c)
+           $(wildcard src/store/*.c) $(wildcard src/engine/*.c) \
+           $(wildcard src/mail/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB      = $(BUILD)/libpicomail.a
 CLI_SRC  = $(wildcard src/cli/*.c)

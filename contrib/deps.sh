@@ -7,7 +7,7 @@ set -e
 # Build: compiler, pkg-config, libraries.  Test: clang's libFuzzer for the
 # parser fuzzer, python3 for the conformance runner, valgrind.
 PACKAGES="gcc make pkg-config libjansson-dev libpcre2-dev libsqlite3-dev libssl-dev
-sqlite3 clang python3 valgrind"
+libgmime-3.0-dev sqlite3 clang python3 valgrind"
 
 missing=""
 for p in $PACKAGES; do

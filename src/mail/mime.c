@@ -221,25 +221,120 @@ date_value(const char *raw)
 
 /* ---- headers ---- */
 
+/* The first header field called NAME (any case), or NULL. */
+static GMimeHeader *
+find_header(GPtrArray *hl, const char *name)
+{
+    guint i;
+
+    for (i = 0; i < hl->len; i++) {
+        GMimeHeader *h = g_ptr_array_index(hl, i);
+        const char *n = g_mime_header_get_name(h);
+        if (n != NULL && g_ascii_strcasecmp(n, name) == 0)
+            return h;
+    }
+    return NULL;
+}
+
+/* The raw value of H as valid UTF-8 (bad bytes -> U+FFFD), g_malloc'd. */
+static char *
+raw_utf8(GMimeHeader *h)
+{
+    const char *raw = h != NULL ? g_mime_header_get_raw_value(h) : NULL;
+
+    return raw != NULL ? g_utf8_make_valid(raw, -1) : NULL;
+}
+
+/*
+ * The decoded value of H (unfolded, RFC 2047 words decoded), g_malloc'd.
+ * GMime would read undeclared 8-bit bytes in a charset that depends on
+ * the process locale; bytes that are not UTF-8 become U+FFFD instead.
+ */
+static char *
+header_text(GMimeHeader *h)
+{
+    const char *raw = h != NULL ? g_mime_header_get_raw_value(h) : NULL;
+    char *fixed, *unfolded, *text;
+
+    if (raw == NULL)
+        return NULL;
+    if (g_utf8_validate(raw, -1, NULL)) {
+        const char *v = g_mime_header_get_value(h);
+        return g_strdup(v != NULL ? v : "");
+    }
+    fixed = g_utf8_make_valid(raw, -1);
+    unfolded = g_mime_utils_header_unfold(fixed);
+    text = g_mime_utils_header_decode_text(NULL, unfolded);
+    g_free(fixed);
+    g_free(unfolded);
+    return text;
+}
+
+/* The addresses of the first NAME header, or NULL; unref when done. */
+static InternetAddressList *
+header_addresses(GPtrArray *hl, const char *name)
+{
+    char *raw = raw_utf8(find_header(hl, name));
+    InternetAddressList *list;
+
+    if (raw == NULL)
+        return NULL;
+    list = internet_address_list_parse(NULL, raw);
+    g_free(raw);
+    return list;
+}
+
 /*
  * "headers": lower-case name to decoded value, or an array of values (in
  * order) when the name repeats.  Values are gathered per name first so a
  * name repeated a thousand times costs no quadratic copying.
  */
+static gint
+by_offset(gconstpointer a, gconstpointer b)
+{
+    gint64 x = g_mime_header_get_offset(*(GMimeHeader *const *)a);
+    gint64 y = g_mime_header_get_offset(*(GMimeHeader *const *)b);
+
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * The top-level header fields in message order.  GMime 3 keeps the
+ * Content-* fields of the top level on the MIME part, the rest on the
+ * message; both carry their offset in the message.
+ */
+static GPtrArray *
+all_headers(GMimeMessage *msg)
+{
+    GPtrArray *all = g_ptr_array_new();
+    GMimeHeaderList *lists[2];
+    GMimeObject *part = g_mime_message_get_mime_part(msg);
+    int k, i, n;
+
+    lists[0] = g_mime_object_get_header_list(GMIME_OBJECT(msg));
+    lists[1] = part != NULL ? g_mime_object_get_header_list(part) : NULL;
+    for (k = 0; k < 2; k++) {
+        n = lists[k] != NULL ? g_mime_header_list_get_count(lists[k]) : 0;
+        for (i = 0; i < n; i++)
+            g_ptr_array_add(all,
+                            g_mime_header_list_get_header_at(lists[k], i));
+    }
+    g_ptr_array_sort(all, by_offset);
+    return all;
+}
+
 static kval
-headers_value(GMimeHeaderList *hl)
+headers_value(GPtrArray *hl)
 {
     GHashTable *by_name = g_hash_table_new(g_str_hash, g_str_equal);
     GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
     kval map = kval_map();
-    int i, n = g_mime_header_list_get_count(hl);
-    guint j;
+    guint i, j;
 
-    for (i = 0; i < n; i++) {
-        GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+    for (i = 0; i < hl->len; i++) {
+        GMimeHeader *h = g_ptr_array_index(hl, i);
         const char *name = g_mime_header_get_name(h);
-        const char *value;
-        char *lname;
+        char *value, *lname;
         kval *arr;
 
         if (name == NULL)
@@ -260,10 +355,11 @@ headers_value(GMimeHeaderList *hl)
         } else {
             g_free(lname);
         }
-        /* decoded lazily by GMime: only for the values we keep */
-        value = g_mime_header_get_value(h);
+        /* decoded only for the values we keep */
+        value = header_text(h);
         *arr = kval_array_append(*arr, str_capped(value != NULL ? value : "",
                                                   MAX_HEADER_VALUE));
+        g_free(value);
     }
     for (j = 0; j < names->len; j++) {
         const char *name = g_ptr_array_index(names, j);
@@ -393,14 +489,14 @@ parse_auth_results(const char *raw, const char *trusted, char *res[3])
 }
 
 static kval
-auth_value(GMimeHeaderList *hl, const char *trusted)
+auth_value(GPtrArray *hl, const char *trusted)
 {
     char *res[3] = { NULL, NULL, NULL };
     kval map = kval_map();
-    int i, n = g_mime_header_list_get_count(hl);
+    guint i;
 
-    for (i = 0; trusted != NULL && i < n; i++) {
-        GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+    for (i = 0; trusted != NULL && i < hl->len; i++) {
+        GMimeHeader *h = g_ptr_array_index(hl, i);
         const char *name = g_mime_header_get_name(h);
         const char *raw = g_mime_header_get_raw_value(h);
 
@@ -499,10 +595,13 @@ add_attachment(struct walk *w, const char *filename, const char *ctype,
     }
     a = &w->atts[w->n_atts++];
     memset(a, 0, sizeof *a);
-    if (filename != NULL)
-        a->filename = xmemdup(filename,
-                              utf8_cut(filename, strlen(filename),
-                                       MAX_FILENAME));
+    if (filename != NULL) {
+        /* the store gets the same UTF-8 name as the event */
+        char *valid = g_utf8_make_valid(filename, -1);
+        a->filename = xmemdup(valid, utf8_cut(valid, strlen(valid),
+                                              MAX_FILENAME));
+        g_free(valid);
+    }
     a->content_type = xstrdup(ctype);
     a->size = len;
     sha256_hex(data, len, a->sha256);
@@ -650,7 +749,8 @@ put_json_members(kval attrs, const kval *obj)
     kval_map_iter_init(&it, obj);
     while (kval_map_iter_next(&it, &k, &v)) {
         /* envelope belongs to the LMTP layer, which adds it later */
-        if (kval_map_has(&attrs, k) || strcmp(kval_str_ptr(k), "envelope") == 0)
+        if (kval_map_has(&attrs, k)
+            || strcmp(kval_str_ptr(k), "envelope") == 0)
             continue;
         attrs = kval_map_put(attrs, kval_copy(k), kval_copy(v));
     }
@@ -659,42 +759,66 @@ put_json_members(kval attrs, const kval *obj)
 }
 
 static kval
+take_text(char *s, kval (*conv)(const char *))
+{
+    kval v = conv(s);
+
+    g_free(s);
+    return v;
+}
+
+static kval
+capped_text(const char *s)
+{
+    return str_capped(s, MAX_HEADER_VALUE);
+}
+
+static kval
 build_attrs(GMimeMessage *msg, struct walk *w)
 {
-    GMimeObject *mo = GMIME_OBJECT(msg);
-    GMimeHeaderList *hl = g_mime_object_get_header_list(mo);
-    InternetAddressMailbox *from = first_mailbox(
-        g_mime_message_get_from(msg), 0);
-    InternetAddressMailbox *reply = first_mailbox(
-        g_mime_message_get_reply_to(msg), 0);
+    GPtrArray *hl = all_headers(msg);
+    InternetAddressList *from_l = header_addresses(hl, "From");
+    InternetAddressList *reply_l = header_addresses(hl, "Reply-To");
+    InternetAddressList *to_l = header_addresses(hl, "To");
+    InternetAddressList *cc_l = header_addresses(hl, "Cc");
+    InternetAddressMailbox *from = first_mailbox(from_l, 0);
+    InternetAddressMailbox *reply = first_mailbox(reply_l, 0);
     kval attrs = kval_map(), body_json;
     const char *name;
 
     attrs = kval_map_put_str(attrs, "from", from != NULL
-        ? str_capped(internet_address_mailbox_get_addr(from), MAX_HEADER_VALUE)
+        ? capped_text(internet_address_mailbox_get_addr(from))
         : kval_null());
     name = from != NULL ? internet_address_get_name(INTERNET_ADDRESS(from))
                         : NULL;
     attrs = kval_map_put_str(attrs, "from_name", name != NULL && name[0]
-        ? str_capped(name, MAX_HEADER_VALUE) : kval_null());
-    attrs = kval_map_put_str(attrs, "to", add_addresses(kval_array(),
-        g_mime_message_get_to(msg), 0));
-    attrs = kval_map_put_str(attrs, "cc", add_addresses(kval_array(),
-        g_mime_message_get_cc(msg), 0));
+        ? capped_text(name) : kval_null());
+    attrs = kval_map_put_str(attrs, "to",
+                             add_addresses(kval_array(), to_l, 0));
+    attrs = kval_map_put_str(attrs, "cc",
+                             add_addresses(kval_array(), cc_l, 0));
     attrs = kval_map_put_str(attrs, "reply_to", reply != NULL
-        ? str_capped(internet_address_mailbox_get_addr(reply),
-                     MAX_HEADER_VALUE)
+        ? capped_text(internet_address_mailbox_get_addr(reply))
         : kval_null());
     attrs = kval_map_put_str(attrs, "subject",
-        str_capped(g_mime_message_get_subject(msg), MAX_HEADER_VALUE));
+        take_text(header_text(find_header(hl, "Subject")), capped_text));
     attrs = kval_map_put_str(attrs, "date",
-        date_value(g_mime_object_get_header(mo, "Date")));
+        take_text(raw_utf8(find_header(hl, "Date")), date_value));
     attrs = kval_map_put_str(attrs, "message_id",
-        msgid_value(g_mime_object_get_header(mo, "Message-ID")));
+        take_text(raw_utf8(find_header(hl, "Message-ID")), msgid_value));
     attrs = kval_map_put_str(attrs, "in_reply_to",
-        msgid_value(g_mime_object_get_header(mo, "In-Reply-To")));
+        take_text(raw_utf8(find_header(hl, "In-Reply-To")), msgid_value));
     attrs = kval_map_put_str(attrs, "references",
-        references_value(g_mime_object_get_header(mo, "References")));
+        take_text(raw_utf8(find_header(hl, "References")),
+                  references_value));
+    if (from_l != NULL)
+        g_object_unref(from_l);
+    if (reply_l != NULL)
+        g_object_unref(reply_l);
+    if (to_l != NULL)
+        g_object_unref(to_l);
+    if (cc_l != NULL)
+        g_object_unref(cc_l);
 
     walk_object(w, g_mime_message_get_mime_part(msg), 0);
     attrs = kval_map_put_str(attrs, "text", kval_copy(&w->text));
@@ -709,7 +833,22 @@ build_attrs(GMimeMessage *msg, struct walk *w)
     attrs = put_json_members(attrs, &body_json);
     attrs = put_json_members(attrs, &w->json);
     kval_free(body_json);
+    g_ptr_array_free(hl, TRUE);
     return attrs;
+}
+
+static GMimeMessage *
+construct(const char *msg, size_t len)
+{
+    GMimeStream *stream = g_mime_stream_mem_new_with_buffer(msg, len);
+    GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+    GMimeMessage *m;
+
+    g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+    m = g_mime_parser_construct_message(parser, NULL);
+    g_object_unref(parser);
+    g_object_unref(stream);
+    return m;
 }
 
 int
@@ -717,8 +856,6 @@ mime_parse(const char *msg, size_t len, const struct mime_options *opt,
            struct mime_result *out, char *err, size_t errlen)
 {
     static const struct mime_options defaults = { 0, NULL };
-    GMimeStream *stream;
-    GMimeParser *parser;
     GMimeMessage *m;
     struct walk w;
 
@@ -729,12 +866,16 @@ mime_parse(const char *msg, size_t len, const struct mime_options *opt,
         return -1;
     }
     mime_init();
-    stream = g_mime_stream_mem_new_with_buffer(msg, len);
-    parser = g_mime_parser_new_with_stream(stream);
-    g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
-    m = g_mime_parser_construct_message(parser, NULL);
-    g_object_unref(parser);
-    g_object_unref(stream);
+    m = construct(msg, len);
+    if (m == NULL) {
+        /* GMime gives up on a last header line cut before its colon
+         * (a truncated message): try again without that line */
+        size_t nl = len;
+        while (nl > 0 && msg[nl - 1] != '\n')
+            nl--;
+        if (nl > 1 && nl < len)
+            m = construct(msg, nl);
+    }
     if (m == NULL) {
         snprintf(err, errlen, "not a mail message: unparseable headers");
         return -1;
