@@ -226,7 +226,12 @@ engine_compiled(struct engine *e, const char *hash, kval *err)
 }
 
 /* engine_instance - the instance of C with CONFIG (a map or null); modules
- * it uses are made first, on the pico of TXN */
+ * it uses are made first, on the pico of TXN.  Instances are shared by
+ * every pico with the same ruleset version and configuration (so memory
+ * does not grow with the number of picos); a global block that reads
+ * pico state (ent:, ctx:) therefore sees the pico that first needed the
+ * instance - unlike the reference, which evaluates globals per pico.
+ * Functions in the global block read pico state when called, as usual. */
 struct krl_instance *
 engine_instance(struct txn *t, struct compiled *c, const kval *config,
                 kval *err)
