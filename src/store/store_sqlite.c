@@ -696,7 +696,17 @@ setup(struct store *s, const struct store_options *opt)
                             NULL);
     if (rc != SQLITE_OK)
         return fail(s, rc, "set WAL mode");
-    rc = sqlite3_step(st);
+    /* several processes opening a new file at once: switching it to WAL
+     * needs an exclusive lock, and SQLite answers BUSY at once (without
+     * the busy handler) where waiting could deadlock, so wait here */
+    for (int waited = 0;; waited += 10) {
+        rc = sqlite3_step(st);
+        if ((rc & 0xff) != SQLITE_BUSY || waited >= timeout)
+            break;
+        sqlite3_reset(st);
+        struct timespec pause = {0, 10 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
     if (rc != SQLITE_ROW) {
         rc = fail(s, rc, "set WAL mode");
         sqlite3_finalize(st);

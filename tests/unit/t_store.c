@@ -1151,6 +1151,7 @@ test_concurrent_open(void)
                 printf("# child %d: %s\n", i, store_errmsg(s));
             store_close(s);
             free(p);    /* the child's copy: leak checkers look at it too */
+            fflush(stdout);     /* _exit does not flush what it printed */
             _exit(rc == 0 ? 0 : 1);
         }
     }
