@@ -121,8 +121,8 @@ rate(struct engine *e, const char *eci, int n, int batch)
     kval attrs = kval_map();
     struct engine_event_req reqs[IN_FLIGHT];
     for (int i = 0; i < batch; i++)
-        reqs[i] = (struct engine_event_req){eci, "echo", "hello", &attrs, 0,
-                                            NULL};
+        reqs[i] = (struct engine_event_req){.eci = eci, .domain = "echo",
+                                            .type = "hello", .attrs = &attrs};
     double t0 = now_s();
     for (int done = 0; done < n; done += batch) {
         kval r = engine_event_batch(e, reqs, (size_t)batch);
@@ -168,7 +168,7 @@ bench_pair(struct engine *e, const char *eci, const char *name)
 static void
 fill(const char *db, long n)
 {
-    struct store_options so = {5000, false};
+    struct store_options so = {5000, false, NULL};
     char err[256];
     struct store *s = store_open(db, &so, err, sizeof err);
     if (s == NULL) {

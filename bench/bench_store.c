@@ -93,7 +93,7 @@ make_id(char *out, char tag, uint64_t i)
 static struct store *
 open_or_die(const char *path, bool full)
 {
-    struct store_options o = {5000, full};
+    struct store_options o = {5000, full, NULL};
     char err[256];
     struct store *s = store_open(path, &o, err, sizeof err);
 

@@ -5,9 +5,12 @@
 set -e
 
 # Build: compiler, pkg-config, libraries.  Test: clang's libFuzzer for the
-# parser fuzzer, python3 for the conformance runner, valgrind.
+# parser fuzzer, python3 for the conformance runner, valgrind; Postfix
+# (with smtp-source and smtp-sink), swaks and Dovecot for the end-to-end
+# mail tests, which start and stop them themselves.
 PACKAGES="gcc make pkg-config libjansson-dev libpcre2-dev libsqlite3-dev libssl-dev
-libgmime-3.0-dev sqlite3 clang python3 valgrind"
+libgmime-3.0-dev libmilter-dev libetpan-dev sqlite3 clang python3 valgrind
+postfix swaks dovecot-imapd"
 
 missing=""
 for p in $PACKAGES; do
@@ -21,6 +24,10 @@ echo "deps.sh: installing$missing"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# Postfix: install no main.cf and start nothing; the tests configure their
+# own instance (tests/mail/postfix.sh).
+echo "postfix postfix/main_mailer_type select No configuration" |
+    $SUDO debconf-set-selections
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing

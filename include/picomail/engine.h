@@ -33,6 +33,7 @@ struct engine_options {
     const char *database;       /* file path, or ":memory:" */
     struct krl_limits limits;   /* per event or query */
     bool synchronous_full;      /* see store_options */
+    pthread_mutex_t *write_gate;    /* see store_options; NULL: none */
 };
 
 void engine_options_default(struct engine_options *opt);
@@ -101,6 +102,13 @@ struct engine_event_req {
     const char *from_pico;      /* the pico sending it (ctx:event), which
                                    may use its family channels; NULL from
                                    outside (mail, HTTP, the command line) */
+    int64_t inbox_id;           /* the inbox entry (store.h) this event
+                                   processes, marked done in the event's
+                                   transaction; 0: none.  An entry that is
+                                   no longer pending is not run again
+                                   (result: an error saying so). */
+    const char *eid;            /* the event's id (as the inbox promised
+                                   it); NULL: a new one */
 };
 
 /* engine_event_batch - N independent events committed together (group

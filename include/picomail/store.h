@@ -29,6 +29,7 @@
 #ifndef PICOMAIL_STORE_H
 #define PICOMAIL_STORE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +39,7 @@
 enum {
     STORE_OK = 0,
     STORE_NOTFOUND = 1,
+    STORE_DUPLICATE = 2,        /* store_inbox_add: the key is known */
     STORE_BUSY = -2,
     STORE_EINVAL = -3,
     STORE_ERROR = -1
@@ -49,6 +51,13 @@ struct store_options {
     int busy_timeout_ms;        /* how long to wait on a lock; default 5000 */
     bool synchronous_full;      /* fsync at every commit (durable against
                                    power loss); default true */
+    pthread_mutex_t *write_gate;    /* NULL, or a mutex shared by the
+                                   connections of one process: each holds
+                                   it for the length of its write
+                                   transactions, so they take turns at
+                                   once instead of sleeping in SQLite's
+                                   busy handler (borrowed; outlives the
+                                   connections) */
 };
 
 /* store_open - open (creating and migrating when needed) the database at
@@ -243,5 +252,69 @@ int store_log_add(struct store *s, const struct store_log_entry *e);
  * attrs, result, error} */
 int store_log_list(struct store *s, const char *pico_id, int limit,
                    kval *out);
+
+/* ---- the mail inbox ----
+ *
+ * A message delivered over LMTP is stored raw once (store_mail_add) and
+ * once per recipient as an inbox entry: the event it raises, pending until
+ * the engine has processed it.  The engine marks an entry done in the
+ * transaction of its event, so an entry is processed exactly once.
+ * DEDUPE identifies a delivery (queue id, recipient, message digest): a
+ * second delivery of the same one is STORE_DUPLICATE and stores nothing.
+ * Attachment contents are kept by their sha256 (once, however often they
+ * arrive).
+ */
+
+/* store_mail_add - the raw message; *ID its id */
+int store_mail_add(struct store *s, const char *raw, size_t len,
+                   int64_t *id);
+/* store_mail_get - the raw message ID (*RAW malloc'd, *LEN its size) */
+int store_mail_get(struct store *s, int64_t id, char **raw, size_t *len);
+/* store_attachment_put - keep DATA (LEN bytes, the first bytes of an
+ * attachment of SIZE bytes) under SHA256; a known sha256 is left as is */
+int store_attachment_put(struct store *s, const char *sha256,
+                         const char *content_type, size_t size,
+                         const void *data, size_t len);
+/* store_attachment_get - {sha256, content_type, size, data (bytes kept,
+ * as a string; a lone byte that is not UTF-8 becomes U+FFFD)} */
+int store_attachment_get(struct store *s, const char *sha256, kval *out);
+
+struct store_inbox_entry {
+    const char *dedupe;         /* unique key of the delivery (hex) */
+    int64_t mail_id;            /* store_mail_add's id, or 0 */
+    const char *eci;
+    const char *domain;
+    const char *type;
+    const kval *attrs;          /* the event attributes (a map) */
+    const char *queue_id;       /* the MTA's, or NULL */
+    const char *rcpt;           /* the envelope recipient */
+    const char *eid;            /* the id its event will have */
+};
+
+/* store_inbox_add - a pending entry; *ID its id.  STORE_DUPLICATE (and
+ * *ID the first delivery's id) when DEDUPE is already known. */
+int store_inbox_add(struct store *s, const struct store_inbox_entry *e,
+                    int64_t *id);
+/* store_inbox_eid - the event id of entry ID, in OUT (OUTLEN bytes) */
+int store_inbox_eid(struct store *s, int64_t id, char *out, size_t outlen);
+/* store_inbox_pending - up to LIMIT pending entries with ids above
+ * AFTER_ID, oldest first: an array of {id, eid, eci, domain, type, attrs,
+ * received} */
+int store_inbox_pending(struct store *s, int64_t after_id, int limit,
+                        kval *out);
+/* store_inbox_done - claim pending entry ID as processed (in the
+ * transaction of its event); NOTFOUND when it is not pending */
+int store_inbox_done(struct store *s, int64_t id);
+/* store_inbox_failed - record why the event of claimed entry ID failed */
+int store_inbox_failed(struct store *s, int64_t id, const char *error);
+/* store_inbox_list - the LIMIT most recent entries, newest first: {id,
+ * state ("pending", "done", "failed"), eci, domain, type, rcpt, queue_id,
+ * received, eid, error} */
+int store_inbox_list(struct store *s, int limit, kval *out);
+/* store_inbox_count - entries in STATE ("pending", "done", "failed") */
+int64_t store_inbox_count(struct store *s, const char *state);
+/* store_inbox_prune - forget entries processed before BEFORE_MS (and so
+ * their dedupe keys), then raw messages no entry refers to */
+int store_inbox_prune(struct store *s, int64_t before_ms);
 
 #endif

@@ -84,7 +84,7 @@ engine_options_default(struct engine_options *opt)
 struct engine *
 engine_open(const struct engine_options *opt, char *errbuf, size_t errlen)
 {
-    struct store_options so = {5000, opt->synchronous_full};
+    struct store_options so = {5000, opt->synchronous_full, opt->write_gate};
     struct store *st = store_open(opt->database, &so, errbuf, errlen);
     if (st == NULL)
         return NULL;

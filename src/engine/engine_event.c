@@ -426,15 +426,32 @@ event_in_txn(struct engine *e, const struct engine_event_req *req,
     memset(&t, 0, sizeof t);
     t.e = e;
     t.deferred = kval_array();
-    id_new(t.eid);
+    if (req->eid != NULL && strlen(req->eid) < sizeof t.eid)
+        memcpy(t.eid, req->eid, strlen(req->eid) + 1);
+    else
+        id_new(t.eid);
     if (e->vm == NULL)
         e->vm = krl_vm_new(&e->lim);
     krl_vm_reset(e->vm);
     t.vm = e->vm;
     t.vm_borrowed = true;
     krl_vm_set_host(t.vm, &engine_krl_host, &t);
-    kval result = check_channel(&t, req->eci, POLICY_EVENT, req->domain,
-                                req->type, req->from_pico);
+    kval result = kval_null();
+    bool claimed = false;
+    if (req->inbox_id > 0) {
+        /* claim the entry first: one that another engine (or an earlier
+           run) processed must not raise its event again */
+        int rc = store_inbox_done(e->st, req->inbox_id);
+        if (rc == STORE_NOTFOUND)
+            result = kval_error("Error: inbox entry %lld was processed "
+                                "already", (long long)req->inbox_id);
+        else if (rc != STORE_OK)
+            result = engine_store_error(e, rc);
+        claimed = rc == STORE_OK;
+    }
+    if (!kval_is_error(&result))
+        result = check_channel(&t, req->eci, POLICY_EVENT, req->domain,
+                               req->type, req->from_pico);
     if (!kval_is_error(&result))
         result = engine_load_installs(&t);
     if (!kval_is_error(&result)) {
@@ -457,6 +474,8 @@ event_in_txn(struct engine *e, const struct engine_event_req *req,
     }
     if (t.pico_id[0] != '\0')
         log_event(&t, req->domain, req->type, attrs, &result);
+    if (claimed && kval_is_error(&result))
+        store_inbox_failed(e->st, req->inbox_id, kval_error_msg(&result));
     for (size_t i = 0; i < kval_array_len(&t.deferred); i++)
         *deferred = kval_array_append(*deferred,
                                       kval_copy(kval_array_get(&t.deferred,
@@ -500,7 +519,8 @@ kval
 engine_event(struct engine *e, const char *eci, const char *domain,
              const char *type, const kval *attrs, int64_t time_ms)
 {
-    struct engine_event_req req = {eci, domain, type, attrs, time_ms, NULL};
+    struct engine_event_req req = {eci, domain, type, attrs, time_ms, NULL,
+                                   0, NULL};
     kval results = engine_event_batch(e, &req, 1);
     if (kval_is_error(&results))
         return results;

@@ -147,7 +147,43 @@ static const char *const migrations[] = {
     "DROP INDEX event_log_pico;"
     "DROP INDEX event_log_time;"
     "CREATE INDEX event_log_pico_seq ON event_log(pico_id, seq);"
-    "PRAGMA user_version = 2;"
+    "PRAGMA user_version = 2;",
+
+    /* 2 -> 3: the mail inbox.  A raw message is stored once; each of its
+       recipients is an inbox entry, pending until the engine marks it in
+       its event's transaction.  The partial index makes finding pending
+       entries cost nothing however many processed ones are kept. */
+    "CREATE TABLE mail_messages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  received_ms INTEGER NOT NULL,"
+    "  raw BLOB NOT NULL"
+    ");"
+    "CREATE TABLE inbox ("
+    "  id INTEGER PRIMARY KEY,"
+    "  dedupe TEXT NOT NULL UNIQUE,"
+    "  mail_id INTEGER REFERENCES mail_messages(id) ON DELETE SET NULL,"
+    "  received_ms INTEGER NOT NULL,"
+    "  eci TEXT NOT NULL,"
+    "  domain TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  attrs TEXT NOT NULL,"
+    "  queue_id TEXT,"
+    "  rcpt TEXT NOT NULL,"
+    "  state TEXT NOT NULL DEFAULT 'pending',"
+    "  eid TEXT,"
+    "  error TEXT,"
+    "  done_ms INTEGER"
+    ");"
+    "CREATE INDEX inbox_pending ON inbox(id) WHERE state = 'pending';"
+    "CREATE INDEX inbox_done ON inbox(done_ms) WHERE state <> 'pending';"
+    "CREATE INDEX inbox_mail ON inbox(mail_id);"
+    "CREATE TABLE attachments ("
+    "  sha256 TEXT PRIMARY KEY,"
+    "  content_type TEXT,"
+    "  size INTEGER NOT NULL,"
+    "  data BLOB NOT NULL"
+    ") WITHOUT ROWID;"
+    "PRAGMA user_version = 3;"
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -205,6 +241,20 @@ enum stmt_id {
     ST_LOG_ADD,
     ST_LOG_LIST_PICO,
     ST_LOG_LIST_ALL,
+    ST_MAIL_ADD,
+    ST_MAIL_GET,
+    ST_ATT_PUT,
+    ST_ATT_GET,
+    ST_INBOX_ADD,
+    ST_INBOX_FIND,
+    ST_INBOX_EID,
+    ST_INBOX_PENDING,
+    ST_INBOX_DONE,
+    ST_INBOX_FAILED,
+    ST_INBOX_LIST,
+    ST_INBOX_COUNT,
+    ST_INBOX_PRUNE,
+    ST_MAIL_PRUNE,
     ST__COUNT
 };
 
@@ -339,11 +389,45 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_LOG_LIST_ALL] =
         "SELECT " LOG_COLS " FROM event_log "
         "ORDER BY seq DESC LIMIT ?1",
+    [ST_MAIL_ADD] =
+        "INSERT INTO mail_messages (received_ms, raw) VALUES (?1, ?2)",
+    [ST_MAIL_GET] = "SELECT raw FROM mail_messages WHERE id = ?1",
+    [ST_ATT_PUT] =
+        "INSERT INTO attachments (sha256, content_type, size, data) "
+        "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (sha256) DO NOTHING",
+    [ST_ATT_GET] =
+        "SELECT content_type, size, data FROM attachments WHERE sha256 = ?1",
+    [ST_INBOX_ADD] =
+        "INSERT INTO inbox (dedupe, mail_id, received_ms, eci, domain, type, "
+        "attrs, queue_id, rcpt, eid) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+        "ON CONFLICT (dedupe) DO NOTHING",
+    [ST_INBOX_FIND] = "SELECT id FROM inbox WHERE dedupe = ?1",
+    [ST_INBOX_EID] = "SELECT eid FROM inbox WHERE id = ?1",
+    [ST_INBOX_PENDING] =
+        "SELECT id, eci, domain, type, attrs, received_ms, eid FROM inbox "
+        "WHERE state = 'pending' AND id > ?1 ORDER BY id LIMIT ?2",
+    [ST_INBOX_DONE] =
+        "UPDATE inbox SET state = 'done', done_ms = ?2 "
+        "WHERE id = ?1 AND state = 'pending'",
+    [ST_INBOX_FAILED] =
+        "UPDATE inbox SET state = 'failed', error = ?2 WHERE id = ?1",
+    [ST_INBOX_LIST] =
+        "SELECT id, state, eci, domain, type, rcpt, queue_id, received_ms, "
+        "eid, error FROM inbox ORDER BY id DESC LIMIT ?1",
+    [ST_INBOX_COUNT] = "SELECT count(*) FROM inbox WHERE state = ?1",
+    [ST_INBOX_PRUNE] =
+        "DELETE FROM inbox WHERE state <> 'pending' AND done_ms < ?1",
+    [ST_MAIL_PRUNE] =
+        "DELETE FROM mail_messages WHERE received_ms < ?1 AND NOT EXISTS "
+        "(SELECT 1 FROM inbox WHERE inbox.mail_id = mail_messages.id)",
 };
 
 struct store {
     sqlite3 *db;
     sqlite3_stmt *st[ST__COUNT];    /* prepared on first use */
+    pthread_mutex_t *gate;          /* store_options.write_gate */
+    bool gated;                     /* holding GATE */
     char err[256];
 };
 
@@ -582,6 +666,16 @@ now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* gate_release - let the next connection of this process write */
+static void
+gate_release(struct store *s)
+{
+    if (s->gated) {
+        s->gated = false;
+        pthread_mutex_unlock(s->gate);
+    }
+}
+
 /* ---- atomic multi-statement operations ---- */
 
 /* op_begin - its own write transaction in autocommit mode, else a
@@ -590,7 +684,7 @@ static int
 op_begin(struct store *s, bool *own)
 {
     *own = sqlite3_get_autocommit(s->db) != 0;
-    return simple(s, *own ? ST_BEGIN : ST_SAVEPOINT, "begin");
+    return *own ? store_begin(s) : simple(s, ST_SAVEPOINT, "begin");
 }
 
 /* op_end - commit or undo the operation; returns RET, or the commit's
@@ -602,7 +696,7 @@ op_end(struct store *s, bool own, int ret)
     int rc;
 
     if (ret == 0) {
-        rc = simple(s, own ? ST_COMMIT : ST_RELEASE, "commit");
+        rc = own ? store_commit(s) : simple(s, ST_RELEASE, "commit");
         if (rc == 0)
             return 0;
         ret = rc;
@@ -610,8 +704,7 @@ op_end(struct store *s, bool own, int ret)
     /* keep the first error's message, not the rollback's */
     memcpy(saved, s->err, sizeof saved);
     if (own) {
-        if (sqlite3_get_autocommit(s->db) == 0)
-            simple(s, ST_ROLLBACK, "rollback");
+        store_rollback(s);
     } else if (simple(s, ST_ROLLBACK_TO, "rollback") == 0) {
         simple(s, ST_RELEASE, "rollback");
     }
@@ -688,6 +781,7 @@ setup(struct store *s, const struct store_options *opt)
         if (opt->busy_timeout_ms > 0)
             timeout = opt->busy_timeout_ms;
         full = opt->synchronous_full;
+        s->gate = opt->write_gate;
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, timeout);
@@ -782,6 +876,7 @@ store_close(struct store *s)
         sqlite3_finalize(s->st[i]);
     /* an open transaction is rolled back by the close */
     sqlite3_close(s->db);
+    gate_release(s);
     free(s);
     return NULL;
 }
@@ -797,9 +892,17 @@ store_errmsg(const struct store *s)
 int
 store_begin(struct store *s)
 {
+    int ret;
+
     if (sqlite3_get_autocommit(s->db) == 0)
         return einval(s, "begin", "a transaction is already open");
-    return simple(s, ST_BEGIN, "begin");
+    if (s->gate != NULL) {
+        pthread_mutex_lock(s->gate);
+        s->gated = true;
+    }
+    if ((ret = simple(s, ST_BEGIN, "begin")) != 0)
+        gate_release(s);
+    return ret;
 }
 
 int
@@ -808,7 +911,10 @@ store_commit(struct store *s)
     if (sqlite3_get_autocommit(s->db) != 0)
         return einval(s, "commit", "no transaction is open");
     /* on STORE_BUSY the transaction stays open: retry or roll back */
-    return simple(s, ST_COMMIT, "commit");
+    int ret = simple(s, ST_COMMIT, "commit");
+    if (sqlite3_get_autocommit(s->db) != 0)
+        gate_release(s);
+    return ret;
 }
 
 int
@@ -816,9 +922,11 @@ store_rollback(struct store *s)
 {
     /* SQLite itself rolls back on some errors (disk full, I/O): rolling
      * back what is already gone is not an error */
-    if (sqlite3_get_autocommit(s->db) != 0)
-        return 0;
-    return simple(s, ST_ROLLBACK, "rollback");
+    int ret = 0;
+    if (sqlite3_get_autocommit(s->db) == 0)
+        ret = simple(s, ST_ROLLBACK, "rollback");
+    gate_release(s);
+    return ret;
 }
 
 int
@@ -2141,4 +2249,383 @@ store_log_list(struct store *s, const char *pico_id, int limit, kval *out)
     }
     *out = arr;
     return 0;
+}
+
+/* ---- the mail inbox ---- */
+
+int
+store_mail_add(struct store *s, const char *raw, size_t len, int64_t *id)
+{
+    static const char what[] = "mail add";
+    sqlite3_stmt *st;
+    int ret, rc = SQLITE_OK;
+
+    *id = 0;
+    if ((ret = prep(s, ST_MAIL_ADD, &st)) != 0)
+        return ret;
+    bind_i64(st, 1, now_ms(), &rc);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob64(st, 2, raw, len, SQLITE_STATIC);
+    if (rc != SQLITE_OK) {
+        done(st);
+        return fail(s, rc, what);
+    }
+    if ((ret = run(s, st, what)) == 0)
+        *id = sqlite3_last_insert_rowid(s->db);
+    return ret;
+}
+
+int
+store_mail_get(struct store *s, int64_t id, char **raw, size_t *len)
+{
+    static const char what[] = "mail get";
+    sqlite3_stmt *st;
+    int ret, rc = SQLITE_OK;
+
+    *raw = NULL;
+    *len = 0;
+    if ((ret = prep(s, ST_MAIL_GET, &st)) != 0)
+        return ret;
+    bind_i64(st, 1, id, &rc);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const void *b = sqlite3_column_blob(st, 0);
+        *len = (size_t)sqlite3_column_bytes(st, 0);
+        *raw = xmalloc(*len + 1);
+        if (*len > 0)
+            memcpy(*raw, b, *len);
+        (*raw)[*len] = '\0';
+        ret = 0;
+    } else if (rc == SQLITE_DONE) {
+        set_msg(s, "%s: no message %lld", what, (long long)id);
+        ret = STORE_NOTFOUND;
+    } else {
+        ret = fail(s, rc, what);
+    }
+    done(st);
+    return ret;
+}
+
+int
+store_attachment_put(struct store *s, const char *sha256,
+                     const char *content_type, size_t size, const void *data,
+                     size_t len)
+{
+    static const char what[] = "attachment put";
+    sqlite3_stmt *st;
+    int ret, rc = SQLITE_OK;
+
+    if (sha256 == NULL || strlen(sha256) != 64)
+        return einval(s, what, "no sha256");
+    if ((ret = prep(s, ST_ATT_PUT, &st)) != 0)
+        return ret;
+    bind_str(st, 1, sha256, &rc);
+    bind_str(st, 2, content_type, &rc);
+    bind_i64(st, 3, (int64_t)size, &rc);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob64(st, 4, len > 0 ? data : "", len,
+                                 SQLITE_STATIC);
+    if (rc != SQLITE_OK) {
+        done(st);
+        return fail(s, rc, what);
+    }
+    return run(s, st, what);
+}
+
+int
+store_attachment_get(struct store *s, const char *sha256, kval *out)
+{
+    static const char what[] = "attachment get";
+    sqlite3_stmt *st;
+    int ret, rc = SQLITE_OK;
+
+    *out = kval_null();
+    if ((ret = prep(s, ST_ATT_GET, &st)) != 0)
+        return ret;
+    bind_str(st, 1, sha256, &rc);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *b = sqlite3_column_blob(st, 2);
+        size_t n = (size_t)sqlite3_column_bytes(st, 2);
+        kval m = kval_map_put_str(kval_map(), "sha256", kval_cstr(sha256));
+        m = kval_map_put_str(m, "content_type", col_kstr(st, 0));
+        m = kval_map_put_str(m, "size",
+                             kval_number((double)sqlite3_column_int64(st, 1)));
+        m = kval_map_put_str(m, "data", kval_str(n > 0 ? b : "", n));
+        *out = m;
+        ret = 0;
+    } else if (rc == SQLITE_DONE) {
+        set_msg(s, "%s: no attachment %s", what, sha256);
+        ret = STORE_NOTFOUND;
+    } else {
+        ret = fail(s, rc, what);
+    }
+    done(st);
+    return ret;
+}
+
+int
+store_inbox_add(struct store *s, const struct store_inbox_entry *e,
+                int64_t *id)
+{
+    static const char what[] = "inbox add";
+    sqlite3_stmt *st;
+    struct buf attrs;
+    int ret, rc = SQLITE_OK;
+
+    *id = 0;
+    buf_init(&attrs);
+    if (e->dedupe == NULL || e->eci == NULL || e->domain == NULL ||
+        e->type == NULL || e->rcpt == NULL || e->attrs == NULL ||
+        e->eid == NULL ||
+        kval_kind(e->attrs) != KV_MAP) {
+        ret = einval(s, what, "no dedupe key, eci, domain, type, "
+                     "recipient, attribute map or event id");
+        goto out;
+    }
+    if ((ret = encode(s, e->attrs, &attrs, what)) != 0)
+        goto out;
+    if ((ret = prep(s, ST_INBOX_ADD, &st)) != 0)
+        goto out;
+    bind_str(st, 1, e->dedupe, &rc);
+    if (rc == SQLITE_OK)
+        rc = e->mail_id > 0 ? sqlite3_bind_int64(st, 2, e->mail_id)
+                            : sqlite3_bind_null(st, 2);
+    bind_i64(st, 3, now_ms(), &rc);
+    bind_str(st, 4, e->eci, &rc);
+    bind_str(st, 5, e->domain, &rc);
+    bind_str(st, 6, e->type, &rc);
+    bind_buf(st, 7, &attrs, &rc);
+    bind_str(st, 8, e->queue_id, &rc);
+    bind_str(st, 9, e->rcpt, &rc);
+    bind_str(st, 10, e->eid, &rc);
+    if (rc != SQLITE_OK) {
+        done(st);
+        ret = fail(s, rc, what);
+        goto out;
+    }
+    if ((ret = run(s, st, what)) != 0)
+        goto out;
+    if (sqlite3_changes(s->db) == 1) {
+        *id = sqlite3_last_insert_rowid(s->db);
+        goto out;
+    }
+    /* a delivery seen before: report the first one's id */
+    if ((ret = prep(s, ST_INBOX_FIND, &st)) != 0)
+        goto out;
+    bind_str(st, 1, e->dedupe, &rc);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        set_msg(s, "%s: a duplicate of entry %lld", what, (long long)*id);
+        ret = STORE_DUPLICATE;
+    } else {
+        ret = fail(s, rc, what);
+    }
+    done(st);
+
+out:
+    buf_release(&attrs);
+    return ret;
+}
+
+int
+store_inbox_pending(struct store *s, int64_t after_id, int limit, kval *out)
+{
+    static const char what[] = "inbox pending";
+    sqlite3_stmt *st;
+    kval arr, m, attrs;
+    int ret, rc = SQLITE_OK;
+
+    *out = kval_null();
+    if ((ret = prep(s, ST_INBOX_PENDING, &st)) != 0)
+        return ret;
+    bind_i64(st, 1, after_id, &rc);
+    bind_i64(st, 2, limit, &rc);
+    if (rc != SQLITE_OK) {
+        done(st);
+        return fail(s, rc, what);
+    }
+    arr = kval_array();
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((ret = col_json(s, st, 4, &attrs, what)) != 0)
+            break;
+        m = kval_map_put_str(kval_map(), "id",
+                             kval_number((double)sqlite3_column_int64(st, 0)));
+        m = kval_map_put_str(m, "eci", col_kstr(st, 1));
+        m = kval_map_put_str(m, "domain", col_kstr(st, 2));
+        m = kval_map_put_str(m, "type", col_kstr(st, 3));
+        m = kval_map_put_str(m, "attrs", attrs);
+        m = kval_map_put_str(m, "received",
+                             kval_number((double)sqlite3_column_int64(st, 5)));
+        m = kval_map_put_str(m, "eid", col_kstr(st, 6));
+        arr = kval_array_append(arr, m);
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = fail(s, rc, what);
+    done(st);
+    if (ret != 0) {
+        kval_free(arr);
+        return ret;
+    }
+    *out = arr;
+    return 0;
+}
+
+int
+store_inbox_eid(struct store *s, int64_t id, char *out, size_t outlen)
+{
+    static const char what[] = "inbox eid";
+    sqlite3_stmt *st;
+    int ret, rc = SQLITE_OK;
+
+    if (outlen > 0)
+        *out = '\0';
+    if ((ret = prep(s, ST_INBOX_EID, &st)) != 0)
+        return ret;
+    bind_i64(st, 1, id, &rc);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        snprintf(out, outlen, "%s", t != NULL ? t : "");
+        ret = 0;
+    } else if (rc == SQLITE_DONE) {
+        set_msg(s, "%s: no entry %lld", what, (long long)id);
+        ret = STORE_NOTFOUND;
+    } else {
+        ret = fail(s, rc, what);
+    }
+    done(st);
+    return ret;
+}
+
+int
+store_inbox_done(struct store *s, int64_t id)
+{
+    static const char what[] = "inbox done";
+    sqlite3_stmt *st;
+    int ret, rc = SQLITE_OK;
+
+    if ((ret = prep(s, ST_INBOX_DONE, &st)) != 0)
+        return ret;
+    bind_i64(st, 1, id, &rc);
+    bind_i64(st, 2, now_ms(), &rc);
+    if (rc != SQLITE_OK) {
+        done(st);
+        return fail(s, rc, what);
+    }
+    return run_one(s, st, what);
+}
+
+int
+store_inbox_failed(struct store *s, int64_t id, const char *error)
+{
+    static const char what[] = "inbox failed";
+    sqlite3_stmt *st;
+    int ret, rc = SQLITE_OK;
+
+    if ((ret = prep(s, ST_INBOX_FAILED, &st)) != 0)
+        return ret;
+    bind_i64(st, 1, id, &rc);
+    bind_str(st, 2, error, &rc);
+    if (rc != SQLITE_OK) {
+        done(st);
+        return fail(s, rc, what);
+    }
+    return run_one(s, st, what);
+}
+
+int
+store_inbox_list(struct store *s, int limit, kval *out)
+{
+    static const char what[] = "inbox list";
+    sqlite3_stmt *st;
+    kval arr, m;
+    int ret, rc = SQLITE_OK;
+
+    *out = kval_null();
+    if (limit < 0)
+        return einval(s, what, "negative limit");
+    if ((ret = prep(s, ST_INBOX_LIST, &st)) != 0)
+        return ret;
+    bind_i64(st, 1, limit, &rc);
+    if (rc != SQLITE_OK) {
+        done(st);
+        return fail(s, rc, what);
+    }
+    arr = kval_array();
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        m = kval_map_put_str(kval_map(), "id",
+                             kval_number((double)sqlite3_column_int64(st, 0)));
+        m = kval_map_put_str(m, "state", col_kstr(st, 1));
+        m = kval_map_put_str(m, "eci", col_kstr(st, 2));
+        m = kval_map_put_str(m, "domain", col_kstr(st, 3));
+        m = kval_map_put_str(m, "type", col_kstr(st, 4));
+        m = kval_map_put_str(m, "rcpt", col_kstr(st, 5));
+        m = kval_map_put_str(m, "queue_id", col_kstr(st, 6));
+        m = kval_map_put_str(m, "received",
+                             kval_number((double)sqlite3_column_int64(st, 7)));
+        m = kval_map_put_str(m, "eid", col_kstr(st, 8));
+        m = kval_map_put_str(m, "error", col_kstr(st, 9));
+        arr = kval_array_append(arr, m);
+    }
+    ret = rc == SQLITE_DONE ? 0 : fail(s, rc, what);
+    done(st);
+    if (ret != 0) {
+        kval_free(arr);
+        return ret;
+    }
+    *out = arr;
+    return 0;
+}
+
+int64_t
+store_inbox_count(struct store *s, const char *state)
+{
+    sqlite3_stmt *st;
+    int64_t n = -1;
+    int rc = SQLITE_OK;
+
+    if (prep(s, ST_INBOX_COUNT, &st) != 0)
+        return -1;
+    bind_str(st, 1, state, &rc);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    done(st);
+    return n;
+}
+
+int
+store_inbox_prune(struct store *s, int64_t before_ms)
+{
+    static const char what[] = "inbox prune";
+    sqlite3_stmt *st;
+    bool own;
+    int ret, rc = SQLITE_OK;
+
+    if ((ret = op_begin(s, &own)) != 0)
+        return ret;
+    if ((ret = prep(s, ST_INBOX_PRUNE, &st)) == 0) {
+        bind_i64(st, 1, before_ms, &rc);
+        if (rc != SQLITE_OK) {
+            done(st);
+            ret = fail(s, rc, what);
+        } else {
+            ret = run(s, st, what);
+        }
+    }
+    if (ret == 0 && (ret = prep(s, ST_MAIL_PRUNE, &st)) == 0) {
+        bind_i64(st, 1, before_ms, &rc);
+        if (rc != SQLITE_OK) {
+            done(st);
+            ret = fail(s, rc, what);
+        } else {
+            ret = run(s, st, what);
+        }
+    }
+    return op_end(s, own, ret);
 }

@@ -27,6 +27,13 @@ static const char *const defaults[][2] = {
     {"http_listen", "127.0.0.1:8080"},
     {"smtp_relay", "smtp://127.0.0.1:25"},
     {"max_message_size", "26214400"},
+    {"log", "stderr"},
+    {"max_recipients", "1000"},
+    {"max_connections", "100"},
+    {"idle_timeout", "300"},
+    {"unix_socket_mode", "0666"},
+    {"attachment_keep_size", "1048576"},
+    {"inbox_retention_days", "7"},
 };
 
 struct entry {

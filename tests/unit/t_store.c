@@ -54,7 +54,7 @@ rm_db(const char *path)
 static struct store *
 open_ok(const char *path, int busy_ms)
 {
-    struct store_options o = {busy_ms, false};
+    struct store_options o = {busy_ms, false, NULL};
     char err[256] = "";
     struct store *s = store_open(path, &o, err, sizeof err);
 
@@ -187,7 +187,7 @@ test_open(void)
     t_ok(s != NULL, "open: new file");
     store_meta_put(s, "k", "v");
     store_close(s);
-    t_eq_int(read_user_version(p), 2, "open: schema version 2 in header");
+    t_eq_int(read_user_version(p), 3, "open: schema version 3 in header");
     s = open_ok(p, 0);
     t_ok(s != NULL, "open: reopen a migrated file");
     if (s != NULL) {
@@ -1163,7 +1163,7 @@ test_concurrent_open(void)
     s = open_ok(p, 0);
     t_eq_int(store_pico_count(s), N_PROC, "race: every write landed");
     store_close(s);
-    t_eq_int(read_user_version(p), 2, "race: schema version 2");
+    t_eq_int(read_user_version(p), 3, "race: schema version 3");
     rm_db(p);
     free(p);
 }
