@@ -38,12 +38,21 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB      = $(BUILD)/libpicomail.a
 CLI_SRC  = $(wildcard src/cli/*.c)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
+# picomaild: the daemon (LMTP, socketmap, IMAP fetcher with libetpan)
+DAEMON_SRC = $(wildcard src/daemon/*.c)
+DAEMON_OBJ = $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+DAEMON_LIBS = -letpan
+# picomail-milter: libmilter has no pkg-config file
+MILTER_SRC = $(wildcard src/milter/*.c)
+MILTER_OBJ = $(MILTER_SRC:%.c=$(BUILD)/%.o)
+MILTER_LIBS = -lmilter
+PROGRAMS = $(BUILD)/picomail $(BUILD)/picomaild $(BUILD)/picomail-milter
 UNIT_SRC = $(wildcard tests/unit/t_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_BIN = $(patsubst bench/%.c,$(BUILD)/%,$(wildcard bench/*.c))
 
 .PHONY: all deps check unit run install uninstall clean bench
-all: $(BUILD)/picomail $(UNIT_BIN) $(BENCH_BIN)
+all: $(PROGRAMS) $(UNIT_BIN) $(BENCH_BIN)
 
 $(BUILD)/%.o: %.c $(wildcard include/picomail/*.h) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
@@ -55,6 +64,12 @@ $(LIB): $(LIB_OBJ)
 
 $(BUILD)/picomail: $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS_ALL)
+
+$(BUILD)/picomaild: $(DAEMON_OBJ) $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(DAEMON_OBJ) $(LIB) $(DAEMON_LIBS) $(LDLIBS_ALL)
+
+$(BUILD)/picomail-milter: $(MILTER_OBJ) $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(MILTER_OBJ) $(LIB) $(MILTER_LIBS) $(LDLIBS_ALL)
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIB)
 	@mkdir -p $(dir $@)
@@ -73,16 +88,20 @@ run: deps
 	@$(MAKE) -s all
 	@sh contrib/run-demo.sh $(BUILD)
 
-install: $(BUILD)/picomail
+install: $(PROGRAMS)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/picomail \
-	    $(DESTDIR)$(MANDIR)/man1
-	install -m 755 $(BUILD)/picomail $(DESTDIR)$(BINDIR)/picomail
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(PROGRAMS) $(DESTDIR)$(BINDIR)/
 	install -m 644 conf/picomail.conf $(DESTDIR)$(SYSCONFDIR)/picomail/picomail.conf
 	install -m 644 man/picomail.1 $(DESTDIR)$(MANDIR)/man1/picomail.1
+	install -m 644 man/picomaild.8 man/picomail-milter.8 $(DESTDIR)$(MANDIR)/man8/
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/picomail $(DESTDIR)$(SYSCONFDIR)/picomail/picomail.conf \
-	    $(DESTDIR)$(MANDIR)/man1/picomail.1
+	rm -f $(DESTDIR)$(BINDIR)/picomail $(DESTDIR)$(BINDIR)/picomaild \
+	    $(DESTDIR)$(BINDIR)/picomail-milter \
+	    $(DESTDIR)$(SYSCONFDIR)/picomail/picomail.conf \
+	    $(DESTDIR)$(MANDIR)/man1/picomail.1 \
+	    $(DESTDIR)$(MANDIR)/man8/picomaild.8 $(DESTDIR)$(MANDIR)/man8/picomail-milter.8
 
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done

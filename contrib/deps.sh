@@ -7,10 +7,11 @@ set -e
 # Build: compiler, pkg-config, libraries.  Test: clang's libFuzzer for the
 # parser fuzzer, python3 for the conformance runner, valgrind; Postfix
 # (with smtp-source and smtp-sink), swaks and Dovecot for the end-to-end
-# mail tests, which start and stop them themselves.
+# mail tests, which start and stop them themselves (openssl makes the
+# test IMAP server's certificate).
 PACKAGES="gcc make pkg-config libjansson-dev libpcre2-dev libsqlite3-dev libssl-dev
 libgmime-3.0-dev libmilter-dev libetpan-dev sqlite3 clang python3 valgrind
-postfix swaks dovecot-imapd"
+postfix swaks dovecot-imapd openssl"
 
 missing=""
 for p in $PACKAGES; do

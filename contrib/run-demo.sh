@@ -1,34 +1,43 @@
 #!/bin/sh
-# run-demo.sh BUILD - what `make run` does while picomaild (the daemon with
-# the LMTP, socketmap and HTTP listeners) is not built yet: make a demo
-# pico in ./var/picomail.db with the picomail command, raise an event on
-# it and query it, and show how to do more.
+# run-demo.sh BUILD - what `make run` does: make a demo pico in
+# ./var/picomail.db (once), print how to mail it, and run picomaild in the
+# foreground on its built-in defaults (LMTP on 127.0.0.1:2424, socketmap on
+# 127.0.0.1:2425, mail domain picos.localhost) until Ctrl-C.
 set -e
 build=${1:-build}
 pm="$build/picomail"
 db=./var/picomail.db
-run() {
-    echo "\$ $*"
-    "$@"
-}
-echo "picomail: the daemon (picomaild) is not built yet - see README, Status."
-echo "Meanwhile, a demo pico in $db, driven by the picomail command:"
-echo
-run "$pm" init
-"$pm" pico show demo >/dev/null 2>&1 || run "$pm" pico new demo
-run "$pm" ruleset register rulesets/hello.krl
-run "$pm" install demo picomail.hello
+"$pm" init >/dev/null
+"$pm" pico show demo >/dev/null 2>&1 || "$pm" pico new demo >/dev/null
+"$pm" ruleset register rulesets/hello.krl >/dev/null
+"$pm" install demo picomail.hello >/dev/null
 eci=$("$pm" channel list demo --json | python3 -c 'import json,sys
-chans=[c for c in json.load(sys.stdin) if "system" not in c["tags"]]
+chans=[c for c in json.load(sys.stdin) if "demo" in c["tags"]]
 print(chans[0]["eci"] if chans else "")')
 if [ -z "$eci" ]; then
     eci=$("$pm" channel new demo --tag demo --json |
           python3 -c 'import json,sys; print(json.load(sys.stdin)["eci"])')
-    echo "\$ $pm channel new demo --tag demo    # made $eci"
 fi
-run "$pm" event "$eci" echo hello name=Ada
-run "$pm" query "$eci" picomail.hello hellos
-echo
-echo "Try: $pm eval 'double = function(x) { x * 2 }; [1, 2, 3].map(double)'"
-echo "     $pm log demo"
-echo "When picomaild exists, the channel's address will be $eci@picos.localhost."
+cat <<MSG
+picomail demo: pico "demo" in $db, reachable by mail at
+
+    $eci@picos.localhost
+
+picomaild starts below (Ctrl-C stops it).  In another terminal, mail it
+over LMTP, as Postfix would:
+
+    swaks --protocol LMTP --server 127.0.0.1:2424 --from you@example.net \\
+          --to $eci@picos.localhost --header 'Subject: hello pico' --body 'Hi!'
+    $pm query $eci picomail.hello last_mail
+
+or raise echo:hello with an attribute from a JSON body:
+
+    swaks --protocol LMTP --server 127.0.0.1:2424 --from you@example.net \\
+          --to $eci+echo.hello@picos.localhost --body '{"name": "Ada"}'
+    $pm query $eci picomail.hello hellos
+    $pm log demo
+
+To put it behind Postfix, see contrib/postfix/ and INSTALL.
+
+MSG
+exec "$build/picomaild" --db "$db"

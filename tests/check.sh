@@ -60,6 +60,15 @@ for variant in normal asan; do
     stage "command line ($variant)" sh tests/cli.sh "$dir"
     stage "conformance ($variant)" \
         python3 ../shared/conformance/run --quiet --timeout 60 -- "$dir/picomail" replay
+    stage "picomaild over LMTP and socketmap ($variant)" \
+        python3 tests/mail/daemon.py "$dir"
+    # as root with Postfix installed (contrib/deps.sh does both in CI)
+    stage "picomaild behind a real Postfix, with kill -9 ($variant)" \
+        python3 tests/mail/postfix_e2e.py "$dir"
+    stage "IMAP fetcher against a real Dovecot ($variant)" \
+        sh tests/mail/imap.sh "$dir"
+    stage "picomail-milter in a real Postfix ($variant)" \
+        sh tests/mail/milter.sh "$dir"
 done
 
 # valgrind over the normal build: the unit tests and every replayed case

@@ -73,6 +73,13 @@ ok "ent" "$pm" ent alice picomail.hello count --db "$db"
 has "ent value" "2"
 ok "log" "$pm" log alice --db "$db"
 has "log shows the event" "echo:hello"
+ok "channel with sender rules" "$pm" channel new alice --sender example.net \
+    --require-dkim --require-dmarc --db "$db"
+ok "channel list" "$pm" channel list alice --json --db "$db"
+has "sender rules stored" '"senders":["example.net"],"require_dkim":true,"require_dmarc":true'
+ok "inbox" "$pm" inbox --db "$db" --json
+has "inbox empty without mail" '[]'
+refused "inbox takes no argument" 2 "usage: picomail inbox" "$pm" inbox x --db "$db"
 ok "flush" "$pm" ruleset flush picomail.hello --db "$db"
 
 refused "unknown command" 2 "unknown command" "$pm" frobnicate

@@ -45,10 +45,13 @@ struct compose_spec {
                                            of the headers set above */
     size_t n_extra;
     const char *message_id_domain;  /* the domain of the new Message-ID */
+    const char *message_id;     /* the Message-ID to use, without <>
+                                   (checked), so that a retried send is
+                                   the same message; NULL: a new one */
     long long date_ms;          /* the Date header; 0: now */
 };
 
-/* compose_message - 0 with the message in OUT (and its new Message-ID,
+/* compose_message - 0 with the message in OUT (and its Message-ID,
  * without <>, in MESSAGE_ID when not NULL), or -1 with a reason in ERR
  * (an invalid address or header is refused, never sent) */
 int compose_message(const struct compose_spec *spec, struct buf *out,

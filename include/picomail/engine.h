@@ -63,7 +63,9 @@ kval engine_pico_id(struct engine *e, const char *pico);
 
 /* engine_channel_new - SPEC is a map: {"tags": [..], "eventPolicy":
  * {allow, deny}, "queryPolicy": {allow, deny}, "alias": NAME, "senders":
- * [..]}; missing policies allow everything.  Result: the channel map. */
+ * [..], "requireDkim": BOOL, "requireDmarc": BOOL} (mail_accept.h says
+ * what the last three mean); missing policies allow everything.
+ * Result: the channel map. */
 kval engine_channel_new(struct engine *e, const char *pico, const kval *spec);
 kval engine_channel_list(struct engine *e, const char *pico);
 kval engine_channel_rm(struct engine *e, const char *eci);

@@ -317,4 +317,51 @@ int64_t store_inbox_count(struct store *s, const char *state);
  * their dedupe keys), then raw messages no entry refers to */
 int store_inbox_prune(struct store *s, int64_t before_ms);
 
+/* ---- the outbox ----
+ *
+ * An outbound effect of an event (KIND "email", "sms", "http", "event")
+ * is a pending row added in the event's transaction; the sender takes the
+ * due rows after the commit and marks each sent, to retry later, or
+ * failed for good.  REQUEST is the kind's own map.
+ */
+
+struct store_outbox_entry {
+    const char *pico_id;        /* the sending pico, or NULL */
+    const char *eci;            /* the channel of the event that sent it */
+    const char *eid;            /* that event */
+    const char *kind;
+    const kval *request;        /* a map */
+    const char *rate_key;       /* what rate limits count (e.g. replies
+                                   to one sender), or NULL */
+    int64_t lifetime_ms;        /* give up after this (0: 5 days) */
+    int64_t now_ms;             /* 0: now */
+};
+
+int store_outbox_add(struct store *s, const struct store_outbox_entry *e,
+                     int64_t *id);
+/* store_outbox_recent - rows of PICO_ID with RATE_KEY made since
+ * SINCE_MS (-1 on error) */
+int64_t store_outbox_recent(struct store *s, const char *pico_id,
+                            const char *rate_key, int64_t since_ms);
+/* store_outbox_due - up to LIMIT pending rows due at NOW, soonest first:
+ * maps {id, pico_id, eci, eid, kind, request, state, attempts, created,
+ * next, expires, last_error, result} */
+int store_outbox_due(struct store *s, int64_t now, int limit, kval *out);
+/* store_outbox_next_due - the earliest next try of a pending row, or -1 */
+int64_t store_outbox_next_due(struct store *s);
+/* Each NOTFOUND when ID is not pending. */
+int store_outbox_sent(struct store *s, int64_t id, const char *result);
+int store_outbox_retry(struct store *s, int64_t id, const char *error,
+                       int64_t next_ms);
+int store_outbox_failed(struct store *s, int64_t id, const char *error);
+/* store_outbox_requeue - a failed row pending again, due now (with at
+ * least a day to live); NOTFOUND when ID has not failed */
+int store_outbox_requeue(struct store *s, int64_t id);
+/* store_outbox_list - the LIMIT most recent rows (of PICO_ID, or all) */
+int store_outbox_list(struct store *s, const char *pico_id, int limit,
+                      kval *out);
+int64_t store_outbox_count(struct store *s, const char *state);
+/* store_outbox_prune - forget rows sent or failed before BEFORE_MS */
+int store_outbox_prune(struct store *s, int64_t before_ms);
+
 #endif

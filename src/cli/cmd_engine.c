@@ -44,6 +44,8 @@ struct opts {
     int n_deny;
     const char *senders[MAX_ARGS];
     int n_senders;
+    bool require_dkim;
+    bool require_dmarc;
 };
 
 /* parse_opts - argv after the command word; -1 on a usage error */
@@ -58,6 +60,14 @@ parse_opts(int argc, char **argv, struct opts *o)
         int *n = NULL;
         if (strcmp(a, "--json") == 0) {
             o->json = true;
+            continue;
+        }
+        if (strcmp(a, "--require-dkim") == 0) {
+            o->require_dkim = true;
+            continue;
+        }
+        if (strcmp(a, "--require-dmarc") == 0) {
+            o->require_dmarc = true;
             continue;
         }
         if (strcmp(a, "--db") == 0)
@@ -308,6 +318,25 @@ show_log(const kval *r)
     }
 }
 
+static void
+show_inbox(const kval *r)
+{
+    for (size_t i = 0; i < kval_array_len(r); i++) {
+        const kval *m = kval_array_get(r, i);
+        const kval *err = kval_map_get_str(m, "error");
+        const kval *eid = kval_map_get_str(m, "eid");
+        printf("%.0f %s %.0f %s %s:%s <%s> %s%s%s\n",
+               kval_get_number(kval_map_get_str(m, "id")),
+               str_member(m, "state"),
+               kval_get_number(kval_map_get_str(m, "received")),
+               str_member(m, "eci"), str_member(m, "domain"),
+               str_member(m, "type"), str_member(m, "rcpt"),
+               eid && !kval_is_null(eid) ? kval_str_ptr(eid) : "-",
+               err && !kval_is_null(err) ? " error: " : "",
+               err && !kval_is_null(err) ? kval_str_ptr(err) : "");
+    }
+}
+
 /* ---- commands ---- */
 
 static int
@@ -397,7 +426,8 @@ cmd_channel(int argc, char **argv)
     struct opts o;
     const char *usage = "channel new PICO [--tag T]... [--allow D:T]... "
                         "[--deny D:T]... [--alias NAME] "
-                        "[--sender ADDR_OR_DOMAIN]... | channel list PICO | "
+                        "[--sender ADDR_OR_DOMAIN]... [--require-dkim] "
+                        "[--require-dmarc] | channel list PICO | "
                         "channel rm ECI";
     if (parse_opts(argc, argv, &o) != 0 || o.n_args != 2)
         return usage_error(usage);
@@ -441,6 +471,10 @@ cmd_channel(int argc, char **argv)
         for (int i = 0; i < o.n_senders; i++)
             senders = kval_array_append(senders, kval_cstr(o.senders[i]));
         spec = kval_map_put_str(spec, "senders", senders);
+        if (o.require_dkim)
+            spec = kval_map_put_str(spec, "requireDkim", kval_bool(true));
+        if (o.require_dmarc)
+            spec = kval_map_put_str(spec, "requireDmarc", kval_bool(true));
         if (kval_is_null(&r))
             r = engine_channel_new(e, o.args[1], &spec);
         kval_free(spec);
@@ -619,6 +653,26 @@ cmd_ent(int argc, char **argv)
     int status = finish(&o, engine_ent(e, o.args[0], o.args[1],
                                        o.n_args == 3 ? o.args[2] : NULL),
                         print_pretty);
+    engine_close(e);
+    return status;
+}
+
+int
+cmd_inbox(int argc, char **argv)
+{
+    struct opts o;
+    if (parse_opts(argc, argv, &o) != 0 || o.n_args != 0)
+        return usage_error("inbox [--limit N]");
+    struct engine *e = open_engine(&o);
+    if (e == NULL)
+        return 1;
+    int limit = o.limit ? (int)strtol(o.limit, NULL, 10) : 20;
+    kval list;
+    struct store *st = engine_store(e);
+    kval r = store_inbox_list(st, limit > 0 ? limit : 20, &list) == STORE_OK
+                 ? list
+                 : kval_error("Error: %s", store_errmsg(st));
+    int status = finish(&o, r, show_inbox);
     engine_close(e);
     return status;
 }

@@ -24,8 +24,8 @@ static const struct command {
      "    Make, list, show or remove picos (PICO: an id or a name)."},
     {"channel", cmd_channel,
      "channel new PICO [--tag T]... [--allow D:T]... [--deny D:T]...\n"
-     "        [--alias NAME] [--sender ADDR_OR_DOMAIN]... | "
-     "channel list PICO | channel rm ECI\n"
+     "        [--alias NAME] [--sender ADDR_OR_DOMAIN]... [--require-dkim]\n"
+     "        [--require-dmarc] | channel list PICO | channel rm ECI\n"
      "    Make (printing its ECI and mail address), list or remove channels;\n"
      "    D:T are event domain:type, * for any."},
     {"ruleset", cmd_ruleset,
@@ -51,6 +51,10 @@ static const struct command {
     {"log", cmd_log,
      "log [PICO] [--limit N]\n"
      "    Recent events with their directives or errors, newest first."},
+    {"inbox", cmd_inbox,
+     "inbox [--limit N]\n"
+     "    Recent mail deliveries (one per recipient), newest first: pending,\n"
+     "    done or failed, with the event id and any error."},
     {"replay", cmd_replay,
      "replay RULESET.krl[,MORE.krl...] EVENTS.jsonl [--db FILE]\n"
      "    Run a conformance case: a fresh pico with the rulesets installed\n"

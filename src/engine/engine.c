@@ -291,6 +291,14 @@ engine_pico_id(struct engine *e, const char *pico)
 }
 
 /* make_channel - store a new channel of PICO_ID */
+/* spec_flag - a true boolean member KEY of SPEC */
+static bool
+spec_flag(const kval *spec, const char *key)
+{
+    const kval *v = spec ? kval_map_get_str(spec, key) : NULL;
+    return v != NULL && kval_kind(v) == KV_BOOL && kval_get_bool(v);
+}
+
 static kval
 make_channel(struct engine *e, const char *pico_id, const char *eci,
              const kval *spec, const char *family_pico, bool system_ok)
@@ -334,6 +342,8 @@ make_channel(struct engine *e, const char *pico_id, const char *eci,
         .senders = senders && kval_kind(senders) == KV_ARRAY
                        ? kval_copy(senders)
                        : kval_array(),
+        .require_dkim = spec_flag(spec, "requireDkim"),
+        .require_dmarc = spec_flag(spec, "requireDmarc"),
     };
     kval result;
     if (ch.alias != NULL && !id_valid_eci(ch.alias)) {

@@ -326,6 +326,8 @@ check_spec(const struct compose_spec *s, char *err, size_t errlen)
                     why != NULL ? why : "missing");
     if (s->in_reply_to != NULL && !msgid_valid(s->in_reply_to))
         return fail(err, errlen, "in_reply_to", "invalid message id");
+    if (s->message_id != NULL && !msgid_valid(s->message_id))
+        return fail(err, errlen, "message_id", "invalid message id");
     if (s->n_references > 0 && s->references == NULL)
         return fail(err, errlen, "references", "missing list");
     for (i = 0; i < s->n_references; i++)
@@ -513,7 +515,9 @@ compose_message(const struct compose_spec *spec, struct buf *out,
     if (check_spec(spec, err, errlen) != 0)
         return -1;
     buf_init(&id);
-    if (new_message_id(spec->message_id_domain, &id) != 0) {
+    if (spec->message_id != NULL) {
+        buf_adds(&id, spec->message_id);
+    } else if (new_message_id(spec->message_id_domain, &id) != 0) {
         buf_release(&id);
         return fail(err, errlen, "message-id", "no randomness");
     }

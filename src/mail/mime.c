@@ -536,9 +536,37 @@ part_bytes(GMimePart *part)
     return out;
 }
 
-/* Bytes in the part's charset to a UTF-8 string value, capped at MAX. */
+/* lf_lines - V with its CR LF line ends made LF, as a KRL rule (like a
+ * JavaScript one) expects text to end its lines; consumes V */
+static kval
+lf_lines(kval v)
+{
+    const char *s = kval_str_ptr(&v);
+    size_t n = kval_str_bytes(&v), j = 0;
+    if (memchr(s, '\r', n) == NULL)
+        return v;
+    char *out = xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        if (!(s[i] == '\r' && i + 1 < n && s[i + 1] == '\n'))
+            out[j++] = s[i];
+    out[j] = '\0';
+    kval_free(v);
+    return kval_str_take(out, j);
+}
+
+/* Bytes in the part's charset to a UTF-8 string value, capped at MAX,
+ * with LF line ends. */
+static kval text_value_raw(GMimeObject *obj, const GByteArray *ba,
+                           size_t max);
+
 static kval
 text_value(GMimeObject *obj, const GByteArray *ba, size_t max)
+{
+    return lf_lines(text_value_raw(obj, ba, max));
+}
+
+static kval
+text_value_raw(GMimeObject *obj, const GByteArray *ba, size_t max)
 {
     const char *cs = g_mime_object_get_content_type_parameter(obj, "charset");
     const char *canon = cs != NULL ? g_mime_charset_canon_name(cs) : NULL;

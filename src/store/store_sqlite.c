@@ -183,7 +183,35 @@ static const char *const migrations[] = {
     "  size INTEGER NOT NULL,"
     "  data BLOB NOT NULL"
     ") WITHOUT ROWID;"
-    "PRAGMA user_version = 3;"
+    "PRAGMA user_version = 3;",
+
+    /* 3 -> 4: the outbox.  Every outbound effect of an event (mail, SMS,
+       HTTP, an event for another daemon) is a row committed with the
+       event; the sender works through the due ones.  The partial index
+       keeps finding due rows cheap however many old ones are kept. */
+    "CREATE TABLE outbox ("
+    "  id INTEGER PRIMARY KEY,"
+    "  pico_id TEXT,"
+    "  eci TEXT,"
+    "  eid TEXT,"
+    "  kind TEXT NOT NULL,"
+    "  request TEXT NOT NULL,"
+    "  rate_key TEXT,"
+    "  state TEXT NOT NULL DEFAULT 'pending',"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  next_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL,"
+    "  last_error TEXT,"
+    "  result TEXT,"
+    "  done_ms INTEGER"
+    ");"
+    "CREATE INDEX outbox_due ON outbox(next_ms) WHERE state = 'pending';"
+    "CREATE INDEX outbox_pico ON outbox(pico_id, id);"
+    "CREATE INDEX outbox_rate ON outbox(pico_id, rate_key, created_ms) "
+    "WHERE rate_key IS NOT NULL;"
+    "CREATE INDEX outbox_done ON outbox(done_ms) WHERE state <> 'pending';"
+    "PRAGMA user_version = 4;"
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -255,6 +283,18 @@ enum stmt_id {
     ST_INBOX_COUNT,
     ST_INBOX_PRUNE,
     ST_MAIL_PRUNE,
+    ST_OUT_ADD,
+    ST_OUT_RECENT,
+    ST_OUT_DUE,
+    ST_OUT_NEXT,
+    ST_OUT_SENT,
+    ST_OUT_RETRY,
+    ST_OUT_FAILED,
+    ST_OUT_REQUEUE,
+    ST_OUT_LIST,
+    ST_OUT_LIST_PICO,
+    ST_OUT_COUNT,
+    ST_OUT_PRUNE,
     ST__COUNT
 };
 
@@ -262,6 +302,9 @@ enum stmt_id {
     "eci, pico_id, tags, event_policy, query_policy, family_pico_id, "     \
     "alias, senders, require_dkim, require_dmarc"
 #define SCHED_COLS "id, pico_id, rid, type, at_ms, timespec, event"
+#define OUT_COLS                                                            \
+    "id, pico_id, eci, eid, kind, request, state, attempts, created_ms, "  \
+    "next_ms, expires_ms, last_error, result, done_ms"
 #define LOG_COLS                                                            \
     "eid, pico_id, time_ms, kind, domain, name, attrs, result, error"
 
@@ -421,6 +464,39 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_MAIL_PRUNE] =
         "DELETE FROM mail_messages WHERE received_ms < ?1 AND NOT EXISTS "
         "(SELECT 1 FROM inbox WHERE inbox.mail_id = mail_messages.id)",
+    [ST_OUT_ADD] =
+        "INSERT INTO outbox (pico_id, eci, eid, kind, request, created_ms, "
+        "next_ms, expires_ms, rate_key) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
+    [ST_OUT_RECENT] =
+        "SELECT count(*) FROM outbox WHERE pico_id = ?1 AND rate_key = ?2 "
+        "AND created_ms >= ?3",
+    [ST_OUT_DUE] =
+        "SELECT " OUT_COLS " FROM outbox WHERE state = 'pending' "
+        "AND next_ms <= ?1 ORDER BY next_ms, id LIMIT ?2",
+    [ST_OUT_NEXT] =
+        "SELECT min(next_ms) FROM outbox WHERE state = 'pending'",
+    [ST_OUT_SENT] =
+        "UPDATE outbox SET state = 'sent', attempts = attempts + 1, "
+        "result = ?2, last_error = NULL, done_ms = ?3 "
+        "WHERE id = ?1 AND state = 'pending'",
+    [ST_OUT_RETRY] =
+        "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, "
+        "next_ms = ?3 WHERE id = ?1 AND state = 'pending'",
+    [ST_OUT_FAILED] =
+        "UPDATE outbox SET state = 'failed', attempts = attempts + 1, "
+        "last_error = ?2, done_ms = ?3 WHERE id = ?1 AND state = 'pending'",
+    [ST_OUT_REQUEUE] =
+        "UPDATE outbox SET state = 'pending', next_ms = ?2, done_ms = NULL, "
+        "expires_ms = max(expires_ms, ?3) WHERE id = ?1 AND state = 'failed'",
+    [ST_OUT_LIST] =
+        "SELECT " OUT_COLS " FROM outbox ORDER BY id DESC LIMIT ?1",
+    [ST_OUT_LIST_PICO] =
+        "SELECT " OUT_COLS " FROM outbox WHERE pico_id = ?1 "
+        "ORDER BY id DESC LIMIT ?2",
+    [ST_OUT_COUNT] = "SELECT count(*) FROM outbox WHERE state = ?1",
+    [ST_OUT_PRUNE] =
+        "DELETE FROM outbox WHERE state <> 'pending' AND done_ms < ?1",
 };
 
 struct store {
@@ -2628,4 +2704,263 @@ store_inbox_prune(struct store *s, int64_t before_ms)
         }
     }
     return op_end(s, own, ret);
+}
+
+/* ---- the outbox ---- */
+
+int
+store_outbox_add(struct store *s, const struct store_outbox_entry *e,
+                 int64_t *id)
+{
+    static const char what[] = "outbox add";
+    sqlite3_stmt *st;
+    struct buf req;
+    int ret, rc = SQLITE_OK;
+
+    *id = 0;
+    buf_init(&req);
+    if (e->kind == NULL || e->request == NULL ||
+        kval_kind(e->request) != KV_MAP) {
+        ret = einval(s, what, "no kind or request map");
+        goto out;
+    }
+    if ((ret = encode(s, e->request, &req, what)) != 0)
+        goto out;
+    if ((ret = prep(s, ST_OUT_ADD, &st)) != 0)
+        goto out;
+    int64_t now = e->now_ms > 0 ? e->now_ms : now_ms();
+    bind_str(st, 1, e->pico_id, &rc);
+    bind_str(st, 2, e->eci, &rc);
+    bind_str(st, 3, e->eid, &rc);
+    bind_str(st, 4, e->kind, &rc);
+    bind_buf(st, 5, &req, &rc);
+    bind_i64(st, 6, now, &rc);
+    bind_i64(st, 7, now + (e->lifetime_ms > 0 ? e->lifetime_ms
+                                              : 5LL * 86400 * 1000), &rc);
+    bind_str(st, 8, e->rate_key, &rc);
+    if (rc != SQLITE_OK) {
+        done(st);
+        ret = fail(s, rc, what);
+        goto out;
+    }
+    if ((ret = run(s, st, what)) == 0)
+        *id = sqlite3_last_insert_rowid(s->db);
+
+out:
+    buf_release(&req);
+    return ret;
+}
+
+/* outbox_rows - the rows of ST (OUT_COLS) as an array of maps */
+static int
+outbox_rows(struct store *s, sqlite3_stmt *st, const char *what, kval *out)
+{
+    kval arr = kval_array(), req;
+    int ret = 0, rc;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((ret = col_json(s, st, 5, &req, what)) != 0)
+            break;
+        kval m = kval_map_put_str(
+            kval_map(), "id",
+            kval_number((double)sqlite3_column_int64(st, 0)));
+        m = kval_map_put_str(m, "pico_id", col_kstr(st, 1));
+        m = kval_map_put_str(m, "eci", col_kstr(st, 2));
+        m = kval_map_put_str(m, "eid", col_kstr(st, 3));
+        m = kval_map_put_str(m, "kind", col_kstr(st, 4));
+        m = kval_map_put_str(m, "request", req);
+        m = kval_map_put_str(m, "state", col_kstr(st, 6));
+        m = kval_map_put_str(m, "attempts",
+                             kval_number((double)sqlite3_column_int64(st, 7)));
+        m = kval_map_put_str(m, "created",
+                             kval_number((double)sqlite3_column_int64(st, 8)));
+        m = kval_map_put_str(m, "next",
+                             kval_number((double)sqlite3_column_int64(st, 9)));
+        m = kval_map_put_str(m, "expires",
+                             kval_number((double)sqlite3_column_int64(st, 10)));
+        m = kval_map_put_str(m, "last_error", col_kstr(st, 11));
+        m = kval_map_put_str(m, "result", col_kstr(st, 12));
+        arr = kval_array_append(arr, m);
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = fail(s, rc, what);
+    done(st);
+    if (ret != 0) {
+        kval_free(arr);
+        return ret;
+    }
+    *out = arr;
+    return 0;
+}
+
+int64_t
+store_outbox_recent(struct store *s, const char *pico_id,
+                    const char *rate_key, int64_t since_ms)
+{
+    sqlite3_stmt *st;
+    int64_t n = -1;
+    int rc = SQLITE_OK;
+
+    if (prep(s, ST_OUT_RECENT, &st) != 0)
+        return -1;
+    bind_str(st, 1, pico_id, &rc);
+    bind_str(st, 2, rate_key, &rc);
+    bind_i64(st, 3, since_ms, &rc);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    done(st);
+    return n;
+}
+
+int
+store_outbox_due(struct store *s, int64_t now, int limit, kval *out)
+{
+    static const char what[] = "outbox due";
+    sqlite3_stmt *st;
+    int ret, rc = SQLITE_OK;
+
+    *out = kval_null();
+    if ((ret = prep(s, ST_OUT_DUE, &st)) != 0)
+        return ret;
+    bind_i64(st, 1, now, &rc);
+    bind_i64(st, 2, limit, &rc);
+    if (rc != SQLITE_OK) {
+        done(st);
+        return fail(s, rc, what);
+    }
+    return outbox_rows(s, st, what, out);
+}
+
+int64_t
+store_outbox_next_due(struct store *s)
+{
+    sqlite3_stmt *st;
+    int64_t next = -1;
+
+    if (prep(s, ST_OUT_NEXT, &st) != 0)
+        return -1;
+    if (sqlite3_step(st) == SQLITE_ROW &&
+        sqlite3_column_type(st, 0) != SQLITE_NULL)
+        next = sqlite3_column_int64(st, 0);
+    done(st);
+    return next;
+}
+
+/* outbox_update - one of the state changes of a pending row */
+static int
+outbox_update(struct store *s, enum stmt_id id, int64_t row, const char *text,
+              int64_t when, const char *what)
+{
+    sqlite3_stmt *st;
+    int ret, rc = SQLITE_OK;
+
+    if ((ret = prep(s, id, &st)) != 0)
+        return ret;
+    bind_i64(st, 1, row, &rc);
+    bind_str(st, 2, text, &rc);
+    bind_i64(st, 3, when, &rc);
+    if (rc != SQLITE_OK) {
+        done(st);
+        return fail(s, rc, what);
+    }
+    return run_one(s, st, what);
+}
+
+int
+store_outbox_sent(struct store *s, int64_t id, const char *result)
+{
+    return outbox_update(s, ST_OUT_SENT, id, result, now_ms(), "outbox sent");
+}
+
+int
+store_outbox_retry(struct store *s, int64_t id, const char *error,
+                   int64_t next_ms)
+{
+    return outbox_update(s, ST_OUT_RETRY, id, error, next_ms, "outbox retry");
+}
+
+int
+store_outbox_failed(struct store *s, int64_t id, const char *error)
+{
+    return outbox_update(s, ST_OUT_FAILED, id, error, now_ms(),
+                         "outbox failed");
+}
+
+int
+store_outbox_requeue(struct store *s, int64_t id)
+{
+    static const char what[] = "outbox requeue";
+    sqlite3_stmt *st;
+    int ret, rc = SQLITE_OK;
+    int64_t now = now_ms();
+
+    if ((ret = prep(s, ST_OUT_REQUEUE, &st)) != 0)
+        return ret;
+    bind_i64(st, 1, id, &rc);
+    bind_i64(st, 2, now, &rc);
+    bind_i64(st, 3, now + 86400LL * 1000, &rc);
+    if (rc != SQLITE_OK) {
+        done(st);
+        return fail(s, rc, what);
+    }
+    return run_one(s, st, what);
+}
+
+int
+store_outbox_list(struct store *s, const char *pico_id, int limit, kval *out)
+{
+    static const char what[] = "outbox list";
+    sqlite3_stmt *st;
+    int ret, rc = SQLITE_OK;
+
+    *out = kval_null();
+    if (limit < 0)
+        return einval(s, what, "negative limit");
+    ret = prep(s, pico_id ? ST_OUT_LIST_PICO : ST_OUT_LIST, &st);
+    if (ret != 0)
+        return ret;
+    if (pico_id != NULL) {
+        bind_str(st, 1, pico_id, &rc);
+        bind_i64(st, 2, limit, &rc);
+    } else {
+        bind_i64(st, 1, limit, &rc);
+    }
+    if (rc != SQLITE_OK) {
+        done(st);
+        return fail(s, rc, what);
+    }
+    return outbox_rows(s, st, what, out);
+}
+
+int64_t
+store_outbox_count(struct store *s, const char *state)
+{
+    sqlite3_stmt *st;
+    int64_t n = -1;
+    int rc = SQLITE_OK;
+
+    if (prep(s, ST_OUT_COUNT, &st) != 0)
+        return -1;
+    bind_str(st, 1, state, &rc);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    done(st);
+    return n;
+}
+
+int
+store_outbox_prune(struct store *s, int64_t before_ms)
+{
+    static const char what[] = "outbox prune";
+    sqlite3_stmt *st;
+    int ret, rc = SQLITE_OK;
+
+    if ((ret = prep(s, ST_OUT_PRUNE, &st)) != 0)
+        return ret;
+    bind_i64(st, 1, before_ms, &rc);
+    if (rc != SQLITE_OK) {
+        done(st);
+        return fail(s, rc, what);
+    }
+    return run(s, st, what);
 }

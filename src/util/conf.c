@@ -34,6 +34,12 @@ static const char *const defaults[][2] = {
     {"unix_socket_mode", "0666"},
     {"attachment_keep_size", "1048576"},
     {"inbox_retention_days", "7"},
+    {"trusted_authserv_id", ""},
+    {"myhostname", ""},
+    {"user", ""},
+    {"milter_listen", "inet:2426@127.0.0.1"},
+    /* the IMAP fetcher's keys and defaults belong to
+       src/daemon/imap_fetch.c */
 };
 
 struct entry {

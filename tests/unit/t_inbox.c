@@ -408,6 +408,59 @@ test_deliver_and_process(struct engine *e, const char *pico)
     free(eci);
 }
 
+static void
+test_outbox(struct store *st)
+{
+    kval req = kval_map_put_str(kval_map(), "to", kval_cstr("+15551234567"));
+    struct store_outbox_entry e = {"p1", "eci1", "eid1", "sms", &req,
+                                   "k", 0, 1000};
+    int64_t a = 0, b = 0;
+    t_eq_int(store_outbox_add(st, &e, &a), STORE_OK, "outbox add");
+    e.now_ms = 5000;
+    t_eq_int(store_outbox_add(st, &e, &b), STORE_OK, "outbox add later");
+    struct store_outbox_entry bad = e;
+    bad.request = NULL;
+    int64_t c;
+    t_eq_int(store_outbox_add(st, &bad, &c), STORE_EINVAL, "needs request");
+    t_eq_int((int)store_outbox_recent(st, "p1", "k", 0), 2, "rate count");
+    t_eq_int((int)store_outbox_recent(st, "p1", "k", 2000), 1,
+             "rate count since");
+    t_eq_int((int)store_outbox_next_due(st), 1000, "next due");
+    kval due;
+    t_eq_int(store_outbox_due(st, 1000, 10, &due), STORE_OK, "due");
+    t_eq_int((int)kval_array_len(&due), 1, "one due at 1000");
+    if (kval_array_len(&due) == 1)
+        t_member(kval_map_get_str(kval_array_get(&due, 0), "request"), "to",
+                 "+15551234567", "request kept");
+    kval_free(due);
+    t_eq_int(store_outbox_retry(st, a, "429", 9000), STORE_OK, "retry");
+    t_eq_int((int)store_outbox_next_due(st), 5000, "next is the other");
+    t_eq_int(store_outbox_sent(st, b, "SM1"), STORE_OK, "sent");
+    t_eq_int(store_outbox_sent(st, b, "SM1"), STORE_NOTFOUND, "sent once");
+    t_eq_int(store_outbox_failed(st, a, "400 bad number"), STORE_OK,
+             "failed");
+    t_eq_int((int)store_outbox_next_due(st), -1, "nothing pending");
+    kval l;
+    t_eq_int(store_outbox_list(st, "p1", 10, &l), STORE_OK, "list");
+    if (kval_array_len(&l) == 2) {
+        const kval *x = kval_array_get(&l, 1);
+        t_member(x, "state", "failed", "failed state");
+        t_member(x, "attempts", "2", "two attempts");
+        t_member(x, "last_error", "400 bad number", "last error");
+    } else {
+        t_ok(0, "list has both");
+    }
+    kval_free(l);
+    t_eq_int(store_outbox_requeue(st, b), STORE_NOTFOUND,
+             "a sent row is not requeued");
+    t_eq_int(store_outbox_requeue(st, a), STORE_OK, "requeue failed");
+    t_eq_int((int)store_outbox_count(st, "pending"), 1, "pending again");
+    t_eq_int(store_outbox_prune(st, INT64_MAX), STORE_OK, "prune");
+    t_eq_int((int)store_outbox_count(st, "sent"), 0, "sent pruned");
+    t_eq_int((int)store_outbox_count(st, "pending"), 1, "pending kept");
+    kval_free(req);
+}
+
 /* gate_writer - a second connection writing through the shared gate */
 struct gate_arg {
     pthread_mutex_t *gate;
@@ -481,6 +534,7 @@ main(void)
     kval_free(inst);
 
     test_store_inbox(engine_store(e));
+    test_outbox(engine_store(e));
     test_accept(e, "mailer");
     test_deliver_and_process(e, "mailer");
     test_gate(&gate);

@@ -187,7 +187,7 @@ test_open(void)
     t_ok(s != NULL, "open: new file");
     store_meta_put(s, "k", "v");
     store_close(s);
-    t_eq_int(read_user_version(p), 3, "open: schema version 3 in header");
+    t_eq_int(read_user_version(p), 4, "open: schema version 4 in header");
     s = open_ok(p, 0);
     t_ok(s != NULL, "open: reopen a migrated file");
     if (s != NULL) {
@@ -1163,7 +1163,7 @@ test_concurrent_open(void)
     s = open_ok(p, 0);
     t_eq_int(store_pico_count(s), N_PROC, "race: every write landed");
     store_close(s);
-    t_eq_int(read_user_version(p), 3, "race: schema version 3");
+    t_eq_int(read_user_version(p), 4, "race: schema version 4");
     rm_db(p);
     free(p);
 }
