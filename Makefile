@@ -38,10 +38,11 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB      = $(BUILD)/libpicomail.a
 CLI_SRC  = $(wildcard src/cli/*.c)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
-# picomaild: the daemon (LMTP, socketmap, IMAP fetcher with libetpan)
+# picomaild: the daemon (LMTP, socketmap, IMAP fetcher with libetpan,
+# outbox sender with libcurl)
 DAEMON_SRC = $(wildcard src/daemon/*.c)
 DAEMON_OBJ = $(DAEMON_SRC:%.c=$(BUILD)/%.o)
-DAEMON_LIBS = -letpan
+DAEMON_LIBS = -letpan $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 # picomail-milter: libmilter has no pkg-config file
 MILTER_SRC = $(wildcard src/milter/*.c)
 MILTER_OBJ = $(MILTER_SRC:%.c=$(BUILD)/%.o)

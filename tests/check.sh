@@ -69,6 +69,9 @@ for variant in normal asan; do
         sh tests/mail/imap.sh "$dir"
     stage "picomail-milter in a real Postfix ($variant)" \
         sh tests/mail/milter.sh "$dir"
+    stage "replies, notifications, SMS and events out ($variant)" \
+        python3 tests/mail/outbound.py "$dir"
+    stage "scheduled events ($variant)" python3 tests/mail/schedule.py "$dir"
 done
 
 # valgrind over the normal build: the unit tests and every replayed case

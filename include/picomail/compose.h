@@ -4,7 +4,7 @@
  * every address passes before it goes near a header or an SMTP envelope.
  *
  * compose_message() returns the whole RFC 5322 message (CRLF line ends) in
- * a struct buf the caller owns.  Thread-safe once mime_init() ran.
+ * a struct buf the caller owns.  Thread-safe (it runs mime_init()).
  */
 #ifndef PICOMAIL_COMPOSE_H
 #define PICOMAIL_COMPOSE_H

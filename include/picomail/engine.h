@@ -34,6 +34,10 @@ struct engine_options {
     struct krl_limits limits;   /* per event or query */
     bool synchronous_full;      /* see store_options */
     pthread_mutex_t *write_gate;    /* see store_options; NULL: none */
+    const char *mail_domain;    /* of channel addresses: the From of mail
+                                   picos send; NULL: picos.localhost */
+    const char *mail_sender;    /* a fixed From for that mail instead;
+                                   NULL: the channel's address */
 };
 
 void engine_options_default(struct engine_options *opt);

@@ -189,5 +189,15 @@ const struct krl_ruleset *krl_instance_ruleset(const struct krl_instance *i);
  * it has none); 0 on success, -1 with *ERR */
 int krl_rule_within_ms(struct krl_instance *inst, struct krl_vm *vm,
                        const struct ast_rule *rule, int64_t *ms, kval *err);
+/*
+ * krl_rule_ents_only - true when the body of rule I of RS (foreach, pre,
+ * actions, postlude) can reach the host only by reading ent:, event: and
+ * meta: values, writing ent: variables, raise, log, error and last: it
+ * calls only builtins and natives, on values of its own, no module, no
+ * global, no function or defaction it makes, and schedules nothing.  Such
+ * a rule changes nothing else in the engine's store, so the engine need
+ * not open a savepoint for it.  A conservative answer: false when unsure.
+ */
+bool krl_rule_ents_only(const struct krl_ruleset *rs, size_t i);
 
 #endif

@@ -81,4 +81,17 @@ int sel_step(const struct sel_machine *m, kval state,
              sel_where_fn *where, void *ctx, kval *next, kval *bindings,
              kval *err);
 
+/* sel_is_lone - whether M is one primitive without aggregator (start,
+ * the primitive, end) */
+bool sel_is_lone(const struct sel_machine *m);
+/*
+ * sel_match_lone - for such a machine, sel_step from the start state when
+ * the state after it is not wanted (a rule whose select is one primitive
+ * keeps none): the same result, *BINDINGS and *ERR, without building state
+ * values.  *BINDINGS is null, not an empty map, when M has no setting or
+ * aggregator variables (nothing to bind).
+ */
+int sel_match_lone(const struct sel_machine *m, const struct sel_event *ev,
+                   sel_where_fn *where, void *ctx, kval *bindings, kval *err);
+
 #endif

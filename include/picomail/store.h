@@ -139,6 +139,11 @@ int store_channel_get_by_alias(struct store *s, const char *alias,
  * event_policy, query_policy, family_pico_id, alias, senders,
  * require_dkim, require_dmarc} of PICO_ID, by eci */
 int store_channel_list(struct store *s, const char *pico_id, kval *out);
+/* store_channel_list_family - the same for the family channels PICO_ID
+ * may use (its own self channel, its parent's channel to it, its
+ * children's channels to it) */
+int store_channel_list_family(struct store *s, const char *pico_id,
+                              kval *out);
 int store_channel_delete(struct store *s, const char *eci);
 
 /* ---- rulesets ---- */
@@ -247,6 +252,10 @@ struct store_log_entry {
 };
 
 int store_log_add(struct store *s, const struct store_log_entry *e);
+/* store_log_add_many - N entries in their order, as N store_log_add but
+ * cheaper (a batch of events logs them together) */
+int store_log_add_many(struct store *s, const struct store_log_entry *v,
+                       size_t n);
 /* store_log_list - the LIMIT most recent entries (of PICO_ID, or all when
  * NULL), newest first in the order they were logged, as maps {eid, pico_id, time, kind, domain, name,
  * attrs, result, error} */
@@ -289,6 +298,8 @@ struct store_inbox_entry {
     const char *queue_id;       /* the MTA's, or NULL */
     const char *rcpt;           /* the envelope recipient */
     const char *eid;            /* the id its event will have */
+    const char *from_pico;      /* the pico sending it (event:send), which
+                                   may use its family channels; or NULL */
 };
 
 /* store_inbox_add - a pending entry; *ID its id.  STORE_DUPLICATE (and
@@ -299,7 +310,7 @@ int store_inbox_add(struct store *s, const struct store_inbox_entry *e,
 int store_inbox_eid(struct store *s, int64_t id, char *out, size_t outlen);
 /* store_inbox_pending - up to LIMIT pending entries with ids above
  * AFTER_ID, oldest first: an array of {id, eid, eci, domain, type, attrs,
- * received} */
+ * received, from_pico} */
 int store_inbox_pending(struct store *s, int64_t after_id, int limit,
                         kval *out);
 /* store_inbox_done - claim pending entry ID as processed (in the

@@ -22,6 +22,7 @@ int cmd_query(int argc, char **argv);
 int cmd_ent(int argc, char **argv);
 int cmd_log(int argc, char **argv);
 int cmd_inbox(int argc, char **argv);
+int cmd_outbox(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 
 /* cli_wants_help - print the usage of NAME if ARGV has --help */

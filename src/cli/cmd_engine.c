@@ -74,8 +74,8 @@ parse_opts(int argc, char **argv, struct opts *o)
             one = &o->db;
         else if (strcmp(a, "-c") == 0)
             one = &o->conf;
-        else if (strcmp(a, "--parent") == 0)
-            one = &o->parent;
+        else if (strcmp(a, "--parent") == 0 || strcmp(a, "--pico") == 0)
+            one = &o->parent;   /* --pico: the pico a listing is about */
         else if (strcmp(a, "--alias") == 0)
             one = &o->alias;
         else if (strcmp(a, "--config") == 0)
@@ -141,6 +141,8 @@ open_engine(const struct opts *o)
     struct engine_options eo;
     engine_options_default(&eo);
     eo.database = o->db ? o->db : conf_get(c, "database");
+    eo.mail_domain = conf_get(c, "mail_domain");
+    eo.mail_sender = conf_get(c, "mail_sender");
     if (strcmp(eo.database, ":memory:") != 0)
         make_parent_dir(eo.database);
     struct engine *e = engine_open(&eo, err, sizeof err);
@@ -653,6 +655,83 @@ cmd_ent(int argc, char **argv)
     int status = finish(&o, engine_ent(e, o.args[0], o.args[1],
                                        o.n_args == 3 ? o.args[2] : NULL),
                         print_pretty);
+    engine_close(e);
+    return status;
+}
+
+static void
+show_outbox(const kval *r)
+{
+    for (size_t i = 0; i < kval_array_len(r); i++) {
+        const kval *m = kval_array_get(r, i);
+        const kval *err = kval_map_get_str(m, "last_error");
+        const kval *req = kval_map_get_str(m, "request");
+        const kval *to = kval_map_get_str(req, "to");
+        const kval *host = kval_map_get_str(req, "host");
+        char *what = json_to_cstr(to ? to : host ? host : req, JSON_KRL);
+        printf("%.0f %s %s attempts=%.0f %s%s%s\n",
+               kval_get_number(kval_map_get_str(m, "id")),
+               str_member(m, "state"), str_member(m, "kind"),
+               kval_get_number(kval_map_get_str(m, "attempts")),
+               what ? what : "",
+               err && !kval_is_null(err) ? " error: " : "",
+               err && !kval_is_null(err) ? kval_str_ptr(err) : "");
+        free(what);
+    }
+}
+
+int
+cmd_outbox(int argc, char **argv)
+{
+    static const char usage[] = "outbox [--pico PICO] [--limit N] | "
+                                "outbox retry ID";
+    struct opts o;
+    if (parse_opts(argc, argv, &o) != 0 || o.n_args > 2 ||
+        (o.n_args >= 1 && strcmp(o.args[0], "retry") != 0) ||
+        (o.n_args == 1))
+        return usage_error(usage);
+    struct engine *e = open_engine(&o);
+    if (e == NULL)
+        return 1;
+    struct store *st = engine_store(e);
+    kval r;
+    if (o.n_args == 2) {
+        char *end;
+        long long id = strtoll(o.args[1], &end, 10);
+        int rc = *end != '\0' || id <= 0 ? STORE_EINVAL
+                                          : store_outbox_requeue(st, id);
+        r = rc == STORE_OK
+                ? kval_map_put_str(kval_map(), "requeued",
+                                   kval_number((double)id))
+            : rc == STORE_NOTFOUND
+                ? kval_error("Error: outbox entry %s has not failed",
+                             o.args[1])
+            : rc == STORE_EINVAL
+                ? kval_error("Error: not an outbox id: %s", o.args[1])
+                : kval_error("Error: %s", store_errmsg(st));
+        int status = finish(&o, r, show_kv_map);
+        engine_close(e);
+        return status;
+    }
+    char *pico_id = NULL;
+    if (o.parent != NULL) {
+        kval id = engine_pico_id(e, o.parent);
+        if (kval_is_error(&id)) {
+            int status = finish(&o, id, show_outbox);
+            engine_close(e);
+            return status;
+        }
+        pico_id = xstrdup(kval_str_ptr(&id));
+        kval_free(id);
+    }
+    int limit = o.limit ? (int)strtol(o.limit, NULL, 10) : 20;
+    kval list;
+    r = store_outbox_list(st, pico_id, limit > 0 ? limit : 20, &list) ==
+                STORE_OK
+            ? list
+            : kval_error("Error: %s", store_errmsg(st));
+    free(pico_id);
+    int status = finish(&o, r, show_outbox);
     engine_close(e);
     return status;
 }

@@ -51,6 +51,10 @@ static const struct command {
     {"log", cmd_log,
      "log [PICO] [--limit N]\n"
      "    Recent events with their directives or errors, newest first."},
+    {"outbox", cmd_outbox,
+     "outbox [--pico PICO] [--limit N] | outbox retry ID\n"
+     "    What picos send (mail, SMS, events to other hosts), newest first,\n"
+     "    with its state and last error; retry requeues a failed entry."},
     {"inbox", cmd_inbox,
      "inbox [--limit N]\n"
      "    Recent mail deliveries (one per recipient), newest first: pending,\n"

@@ -37,11 +37,23 @@ struct settings {
     char *conf_path;            /* the file read, or NULL for defaults */
     char *database;
     char *mail_domain;
+    char *mail_sender;          /* From of what picos send; NULL: the
+                                   channel's address */
     char *hostname;             /* in the LMTP greeting */
     char *lmtp_listen;
     char *socketmap_listen;
     char *user;                 /* drop privileges to; NULL: stay */
     char *trusted_authserv;     /* NULL: no Authentication-Results count */
+    char *smtp_relay;           /* smtp://host:port or smtps:// */
+    char *smtp_tls;             /* "no", "try" or "yes" */
+    char *smtp_user;            /* NULL: no AUTH */
+    char *smtp_password_file;
+    char *smtp_password_env;
+    char *sms_url;              /* the Messages endpoint; NULL: no SMS */
+    char *sms_account;
+    char *sms_token_file;
+    char *sms_token_env;
+    char *sms_from;
     unsigned unix_socket_mode;
     size_t max_message_size;
     size_t max_recipients;
@@ -130,6 +142,24 @@ struct dispatch *dispatch_start(pthread_mutex_t *gate, char *err,
 void dispatch_wake(struct dispatch *d);
 /* dispatch_wake_cb - the same as a callback for imap_fetch_env */
 void dispatch_wake_cb(void *d);
+/* dispatch_event_wait - run DOMAIN:TYPE on ECI with ATTRS (borrowed) in
+ * the next batch and wait for it: {eid, directives} or an error (any
+ * thread) */
+kval dispatch_event_wait(struct dispatch *d, const char *eci,
+                         const char *domain, const char *type,
+                         const kval *attrs);
+/* dispatch_event_async - the same without waiting: {eid} at once */
+kval dispatch_event_async(struct dispatch *d, const char *eci,
+                          const char *domain, const char *type,
+                          const kval *attrs);
+/* dispatch_set_sender - woken after each batch (the batch may have
+ * queued outbox rows) */
+struct sender;
+void dispatch_set_sender(struct dispatch *d, struct sender *s);
+/* dispatch_set_scheduler - woken after each batch (the batch may have
+ * added or removed schedules) */
+struct scheduler;
+void dispatch_set_scheduler(struct dispatch *d, struct scheduler *s);
 /* dispatch_stop - let the current batch finish and stop */
 void dispatch_stop(struct dispatch *d);
 

@@ -18,6 +18,7 @@
 #include "picomail/logmsg.h"
 #include "picomail/mail_accept.h"
 #include "picomail/mem.h"
+#include "metrics.h"
 
 #define BATCH_MAX 256           /* messages in one transaction */
 
@@ -129,6 +130,10 @@ finish(struct work *w)
                 d->eids[i] = xstrdup(tg->eid);
             d->ecis[i] = xstrdup(w->chans[i].eci);
         }
+        metric_add(d->replies[i][0] == '2'   ? M_LMTP_2XX
+                   : d->replies[i][0] == '4' ? M_LMTP_4XX
+                                             : M_LMTP_5XX,
+                   1);
         logmsg(LOG_INFO, "delivery queue_id=%s from=<%s> rcpt=<%s> eci=%s "
                "event=%s status=%s",
                d->queue_id != NULL ? d->queue_id : "-", d->mail_from,

@@ -19,6 +19,8 @@
 #include "picomail/logmsg.h"
 #include "picomail/mem.h"
 #include "picomail/mime.h"
+#include "scheduler.h"
+#include "sender.h"
 
 static void
 usage(FILE *fp)
@@ -162,6 +164,8 @@ main(int argc, char **argv)
     struct server *sv = NULL;
     struct ingest *in = NULL;
     struct imap_fetcher *imap = NULL;
+    struct sender *sender = NULL;
+    struct scheduler *sched = NULL;
     static pthread_mutex_t gate = PTHREAD_MUTEX_INITIALIZER;
 
     if (listen_open(cur->lmtp_listen, LISTEN_LMTP, cur->unix_socket_mode, &ls,
@@ -183,6 +187,17 @@ main(int argc, char **argv)
         goto out;
     }
     server_set_ingest(sv, in);
+    if ((sender = sender_start(&gate, dispatch, err, sizeof err)) == NULL) {
+        logmsg(LOG_ERR, "sender: %s", err);
+        goto out;
+    }
+    dispatch_set_sender(dispatch, sender);
+    if ((sched = scheduler_start(cur->database, &gate, dispatch, err,
+                                 sizeof err)) == NULL) {
+        logmsg(LOG_ERR, "scheduler: %s", err);
+        goto out;
+    }
+    dispatch_set_scheduler(dispatch, sched);
     {
         struct conf *conf = conf_load(conf_path, err, sizeof err);
         struct imap_fetch_env env = {
@@ -208,6 +223,12 @@ main(int argc, char **argv)
 out:
     imap_fetch_stop(imap);
     ingest_stop(in);
+    if (dispatch != NULL)
+        dispatch_set_sender(dispatch, NULL);
+    sender_stop(sender);
+    if (dispatch != NULL)
+        dispatch_set_scheduler(dispatch, NULL);
+    scheduler_stop(sched);
     dispatch_stop(dispatch);
     ingest_free(in);
     server_free(sv);

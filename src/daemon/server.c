@@ -36,6 +36,7 @@
 #include "picomail/mail_accept.h"
 #include "picomail/mem.h"
 #include "picomail/socketmap.h"
+#include "metrics.h"
 
 #define READ_CHUNK 65536
 #define SHUTDOWN_GRACE_S 30
@@ -210,6 +211,7 @@ lmtp_status(struct conn *c, enum lmtp_status st)
         }
         logmsg(LOG_INFO, "refused message from=<%s> peer=%s: over "
                "max_message_size", lmtp_mail_from(c->lmtp), c->peer);
+        metric_add(M_LMTP_5XX, lmtp_n_rcpts(c->lmtp));
         st = lmtp_delivered(c->lmtp, NULL, &c->out);
     }
     if (st == LMTP_CLOSE)

@@ -24,11 +24,22 @@ settings_free(struct settings *s)
     free(s->conf_path);
     free(s->database);
     free(s->mail_domain);
+    free(s->mail_sender);
     free(s->hostname);
     free(s->lmtp_listen);
     free(s->socketmap_listen);
     free(s->user);
     free(s->trusted_authserv);
+    free(s->smtp_relay);
+    free(s->smtp_tls);
+    free(s->smtp_user);
+    free(s->smtp_password_file);
+    free(s->smtp_password_env);
+    free(s->sms_url);
+    free(s->sms_account);
+    free(s->sms_token_file);
+    free(s->sms_token_env);
+    free(s->sms_from);
     free(s);
 }
 
@@ -79,6 +90,17 @@ settings_load(const char *path, const char *db_override, char *err,
     s->lmtp_listen = xstrdup(conf_get(c, "lmtp_listen"));
     s->socketmap_listen = xstrdup(conf_get(c, "socketmap_listen"));
     s->user = opt_dup(conf_get(c, "user"));
+    s->mail_sender = opt_dup(conf_get(c, "mail_sender"));
+    s->smtp_relay = xstrdup(conf_get(c, "smtp_relay"));
+    s->smtp_tls = xstrdup(conf_get(c, "smtp_tls"));
+    s->smtp_user = opt_dup(conf_get(c, "smtp_user"));
+    s->smtp_password_file = opt_dup(conf_get(c, "smtp_password_file"));
+    s->smtp_password_env = opt_dup(conf_get(c, "smtp_password_env"));
+    s->sms_url = opt_dup(conf_get(c, "sms_url"));
+    s->sms_account = opt_dup(conf_get(c, "sms_account"));
+    s->sms_token_file = opt_dup(conf_get(c, "sms_token_file"));
+    s->sms_token_env = opt_dup(conf_get(c, "sms_token_env"));
+    s->sms_from = opt_dup(conf_get(c, "sms_from"));
     s->trusted_authserv = opt_dup(conf_get(c, "trusted_authserv_id"));
     const char *host = conf_get(c, "myhostname");
     char hn[256];
@@ -121,6 +143,18 @@ settings_load(const char *path, const char *db_override, char *err,
     if (ret == 0 && (ret = number(c, "unix_socket_mode", 0, 0777, &n, err,
                                   errlen)) == 0)
         s->unix_socket_mode = (unsigned)n;
+    if (ret == 0 && strncmp(s->smtp_relay, "smtp://", 7) != 0 &&
+        strncmp(s->smtp_relay, "smtps://", 8) != 0) {
+        snprintf(err, errlen, "smtp_relay = %s: must be smtp://HOST[:PORT] "
+                 "or smtps://...", s->smtp_relay);
+        ret = -1;
+    }
+    if (ret == 0 && strcmp(s->smtp_tls, "no") != 0 &&
+        strcmp(s->smtp_tls, "try") != 0 && strcmp(s->smtp_tls, "yes") != 0) {
+        snprintf(err, errlen, "smtp_tls = %s: must be no, try or yes",
+                 s->smtp_tls);
+        ret = -1;
+    }
     if (ret == 0 && *s->mail_domain == '\0') {
         snprintf(err, errlen, "mail_domain is empty");
         ret = -1;

@@ -91,6 +91,11 @@ engine_open(const struct engine_options *opt, char *errbuf, size_t errlen)
     struct engine *e = xcalloc(1, sizeof *e);
     e->st = st;
     e->lim = opt->limits;
+    e->mail_domain = xstrdup(opt->mail_domain != NULL ? opt->mail_domain
+                                                      : "picos.localhost");
+    e->mail_sender = opt->mail_sender != NULL && *opt->mail_sender != '\0'
+                         ? xstrdup(opt->mail_sender)
+                         : NULL;
     static const char *const words[EW__COUNT] = {
         "domain", "name", "attrs", "time", "eid", "directives", "options"
     };
@@ -137,6 +142,8 @@ engine_close(struct engine *e)
     for (int i = 0; i < EW__COUNT; i++)
         kval_free(e->words[i]);
     store_close(e->st);
+    free(e->mail_domain);
+    free(e->mail_sender);
     free(e);
     return NULL;
 }
@@ -554,6 +561,7 @@ delete_tree(struct engine *e, const char *id, int depth)
         }
     }
     kval_free(children);
+    engine_ents_forget(e, id, NULL);
     rc = store_pico_delete(e->st, id);
     return rc == STORE_OK ? engine_changed(e) : engine_store_error(e, rc);
 }
@@ -848,6 +856,7 @@ engine_uninstall_one(struct engine *e, const char *pico_id, const char *rid)
     if (!present)
         return kval_error("Error: Pico doesn't have %s installed.", rid);
     rc = store_install_delete(e->st, pico_id, rid);
+    engine_ents_forget(e, pico_id, rid);
     if (rc == STORE_OK)
         rc = store_ent_delete_rid(e->st, pico_id, rid);
     if (rc == STORE_OK)

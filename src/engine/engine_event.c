@@ -7,6 +7,13 @@
  * back to the store.  A rule body runs under a savepoint: a runtime error
  * rolls that rule back and ends the event with the error (the effects of
  * rules that completed before it stay, as in the reference engine).
+ *
+ * A batch of events is one store transaction.  Within it, entity
+ * variables live in the engine's batch cache (engine_cache.c) and reach
+ * the store at the commit; a rule that can write nothing else
+ * (krl_rule_ents_only) needs no store savepoint, the cache undoing its
+ * writes should it fail.  The events' log rows are written together at
+ * the end of the batch.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +101,8 @@ engine_load_installs(struct txn *t)
 }
 
 static void
-schedule_push(struct txn *t, size_t ruleset, kval event)
+schedule_push(struct txn *t, size_t ruleset, kval event,
+              const struct sel_event *sel)
 {
     if (t->n == t->cap) {
         /* drop what was consumed before growing */
@@ -111,32 +119,52 @@ schedule_push(struct txn *t, size_t ruleset, kval event)
     }
     t->sched[t->n].ruleset = ruleset;
     t->sched[t->n].event = event;
+    t->sched[t->n].sel = *sel;
     t->n++;
+}
+
+/* word - S as a string value, shared with the last event's when equal */
+static kval
+word(kval *last, const char *s)
+{
+    if (kval_kind(last) != KV_STRING || strcmp(kval_str_ptr(last), s) != 0) {
+        kval_free(*last);
+        *last = kval_cstr(s);
+    }
+    return kval_copy(last);
 }
 
 static kval
 make_event(struct engine *e, const char *domain, const char *type,
-           const kval *attrs, int64_t time_ms)
+           const kval *attrs, int64_t time_ms, struct sel_event *sel)
 {
     kval *w = e->words;
+    kval d = word(&e->last_domain, domain), n = word(&e->last_type, type);
+    kval a = attrs && kval_kind(attrs) == KV_MAP ? kval_copy(attrs)
+                                                 : kval_map();
+    /* borrowed from the values the event holds */
+    *sel = (struct sel_event){kval_str_ptr(&d), kval_str_ptr(&n), NULL,
+                              time_ms};
     kval ev = kval_map();
-    ev = kval_map_put(ev, kval_copy(&w[EW_DOMAIN]), kval_cstr(domain));
-    ev = kval_map_put(ev, kval_copy(&w[EW_NAME]), kval_cstr(type));
-    ev = kval_map_put(ev, kval_copy(&w[EW_ATTRS]),
-                      attrs && kval_kind(attrs) == KV_MAP ? kval_copy(attrs)
-                                                          : kval_map());
-    return kval_map_put(ev, kval_copy(&w[EW_TIME]),
-                        kval_number((double)time_ms));
+    ev = kval_map_put(ev, kval_copy(&w[EW_DOMAIN]), d);
+    ev = kval_map_put(ev, kval_copy(&w[EW_NAME]), n);
+    ev = kval_map_put(ev, kval_copy(&w[EW_ATTRS]), a);
+    ev = kval_map_put(ev, kval_copy(&w[EW_TIME]),
+                      kval_number((double)time_ms));
+    sel->attrs = kval_map_get_str(&ev, "attrs");
+    return ev;
 }
 
 void
 engine_schedule_event(struct txn *t, const char *domain, const char *type,
                       const kval *attrs, const char *for_rid, int64_t time_ms)
 {
-    kval ev = make_event(t->e, domain, type, attrs, time_ms);
+    struct sel_event sel;       /* borrowed from the event, which each
+                                   schedule item holds */
+    kval ev = make_event(t->e, domain, type, attrs, time_ms, &sel);
     for (size_t i = 0; i < t->n_installs; i++)
         if (for_rid == NULL || strcmp(for_rid, t->installs[i].rid) == 0)
-            schedule_push(t, i, kval_copy(&ev));
+            schedule_push(t, i, kval_copy(&ev), &sel);
     kval_free(ev);
 }
 
@@ -162,9 +190,7 @@ select_rule(struct txn *t, struct inst_ref *r, size_t i, kval *bindings,
             kval *err)
 {
     const struct ast_rule *rule = &krl_ruleset_ast(r->c->rs)->rules[i];
-    const kval *ev = t->event;
-    const char *domain = kval_str_ptr(kval_map_get_str(ev, "domain"));
-    const char *type = kval_str_ptr(kval_map_get_str(ev, "name"));
+    const char *domain = t->sel.domain, *type = t->sel.type;
     *bindings = kval_null();
     if (rule->inactive)
         return 0;
@@ -180,8 +206,11 @@ select_rule(struct txn *t, struct inst_ref *r, size_t i, kval *bindings,
         r->c->within_ms[i] = ms;
     }
     /* a lone primitive has no state between events: nothing to read or
-       write (most rules are like this) */
+       write (most rules are like this), nor any state value to build */
     bool stateless = rule->select_when->kind == AST_EE_PRIM;
+    struct where_ctx w = {r->inst, t->vm, rule};
+    if (stateless && sel_is_lone(m))
+        return sel_match_lone(m, &t->sel, eval_where, &w, bindings, err);
     kval state;
     int rc = stateless ? STORE_NOTFOUND
                        : store_ee_get(t->e->st, t->pico_id, r->rid,
@@ -194,14 +223,10 @@ select_rule(struct txn *t, struct inst_ref *r, size_t i, kval *bindings,
         *err = engine_store_error(t->e, rc);
         return -1;
     }
-    struct sel_event sev = {domain, type, kval_map_get_str(ev, "attrs"),
-                            (int64_t)kval_get_number(
-                                kval_map_get_str(ev, "time"))};
-    struct where_ctx w = {r->inst, t->vm, rule};
     kval next = kval_null();
     kval before = kval_copy(&state);
-    int matched = sel_step(m, state, &sev, r->c->within_ms[i], eval_where, &w,
-                           &next, bindings, err);
+    int matched = sel_step(m, state, &t->sel, r->c->within_ms[i], eval_where,
+                           &w, &next, bindings, err);
     if (matched < 0) {
         kval_free(before);
         kval_free(next);
@@ -231,6 +256,7 @@ run_ruleset(struct txn *t, struct sched_item *item, kval *err)
     struct inst_ref *r = &t->installs[item->ruleset];
     const struct ast_ruleset *ast = krl_ruleset_ast(r->c->rs);
     t->event = &item->event;
+    t->sel = item->sel;
     t->cur_rid = r->rid;
     t->cur_compiled = r->c;
     for (size_t i = 0; i < ast->n_rules; i++) {
@@ -243,22 +269,30 @@ run_ruleset(struct txn *t, struct sched_item *item, kval *err)
         const struct ast_rule *rule = &ast->rules[i];
         t->cur_rule = rule->name.s;
         krl_vm_set_context(t->vm, r->rid, rule->name.s, t->eid);
-        int rc = store_savepoint(t->e->st);
+        /* a rule that can write nothing but entity variables (kept in
+           the batch's cache, undone there on failure) needs no savepoint */
+        bool guarded = !(engine_ents_active(t->e) &&
+                         krl_rule_ents_only(r->c->rs, i));
+        int rc = guarded ? store_savepoint(t->e->st) : STORE_OK;
         if (rc != STORE_OK) {
             kval_free(bindings);
             *err = engine_store_error(t->e, rc);
             return -1;
         }
+        engine_ents_rule_begin(t->e, !guarded);
         enum krl_rule_end end = krl_rule_run(r->inst, t->vm, rule, &bindings,
                                              err);
         kval_free(bindings);
         t->cur_rule = NULL;
+        if (engine_ents_rule_end(t->e, end == KRL_RULE_ERROR))
+            guarded = true;     /* it opened one after all */
         if (end == KRL_RULE_ERROR) {
-            store_savepoint_rollback(t->e->st);
+            if (guarded)
+                store_savepoint_rollback(t->e->st);
             engine_forget_ents(t);      /* its writes are undone */
             return -1;
         }
-        rc = store_savepoint_release(t->e->st);
+        rc = guarded ? store_savepoint_release(t->e->st) : STORE_OK;
         if (rc != STORE_OK) {
             *err = engine_store_error(t->e, rc);
             return -1;
@@ -267,6 +301,18 @@ run_ruleset(struct txn *t, struct sched_item *item, kval *err)
             break;
     }
     return 0;
+}
+
+/* copy_id - SRC into DST of SIZE bytes, cut to fit (snprintf's "%s"
+ * without its cost, twice an event) */
+static void
+copy_id(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= size)
+        n = size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
 }
 
 /* check_channel - the channel ECI of T, allowed to take the event or query
@@ -290,12 +336,15 @@ check_channel(struct txn *t, const char *eci, enum policy_kind kind,
         (from_pico == NULL || strcmp(ch.family_pico_id, from_pico) != 0))
         result = kval_error("Error: This is a family channel and only the "
                             "owner can use it.");
-    else
+    else if (!engine_channel_allows(t->e, chp, (int)kind, a, b)) {
         result = policy_check(kind == POLICY_EVENT ? &ch.event_policy
                                                    : &ch.query_policy,
                               kind, a, b);
-    snprintf(t->pico_id, sizeof t->pico_id, "%s", ch.pico_id);
-    snprintf(t->eci, sizeof t->eci, "%s", ch.eci);
+        if (kval_is_null(&result))
+            engine_channel_allowed(t->e, chp, (int)kind, a, b);
+    }
+    copy_id(t->pico_id, sizeof t->pico_id, ch.pico_id);
+    copy_id(t->eci, sizeof t->eci, ch.eci);
     if (chp == &scratch)
         store_channel_release(&scratch);
     return result;
@@ -346,28 +395,69 @@ log_directives(const kval *result, struct buf *out)
     buf_addc(out, ']');
 }
 
+/* log_event - the event's log row, written with the batch's others by
+ * write_logs; DOMAIN, TYPE and ATTRS are borrowed from the request (alive
+ * for the batch) */
 static void
 log_event(struct txn *t, const char *domain, const char *type,
           const kval *attrs, const kval *result)
 {
-    struct buf logged;
-    buf_init(&logged);
-    if (!kval_is_error(result))
+    struct engine *e = t->e;
+    if (e->n_logs == e->cap_logs) {
+        e->cap_logs = e->cap_logs ? 2 * e->cap_logs : 64;
+        e->logs = xreallocarray(e->logs, e->cap_logs, sizeof *e->logs);
+    }
+    struct pending_log *p = &e->logs[e->n_logs++];
+    copy_id(p->eid, sizeof p->eid, t->eid);
+    copy_id(p->pico_id, sizeof p->pico_id, t->pico_id);
+    p->result_json = NULL;
+    p->error = NULL;
+    if (kval_is_error(result)) {
+        p->error = xstrdup(kval_error_msg(result));
+    } else {
+        struct buf logged;
+        buf_init(&logged);
         log_directives(result, &logged);
-    struct store_log_entry le = {
-        .eid = t->eid,
-        .pico_id = t->pico_id,
+        p->result_json = buf_take(&logged, NULL);
+    }
+    p->le = (struct store_log_entry){
         .time_ms = engine_now_ms(),
         .kind = t->in_query ? "query" : "event",
         .domain = domain,
         .name = type,
         /* an event without attributes logs none */
         .attrs = attrs != NULL && kval_map_len(attrs) > 0 ? attrs : NULL,
-        .result_json = kval_is_error(result) ? NULL : logged.data,
-        .error = kval_is_error(result) ? kval_error_msg(result) : NULL,
+        .result_json = p->result_json,
+        .error = p->error,
     };
-    store_log_add(t->e->st, &le);
-    buf_release(&logged);
+}
+
+/* write_logs - the batch's log rows into the store (as each event's own
+ * store_log_add did, a row that cannot be written is left out) */
+static void
+write_logs(struct engine *e)
+{
+    if (e->n_logs == 0)
+        return;
+    struct store_log_entry *v = xreallocarray(NULL, e->n_logs, sizeof *v);
+    for (size_t i = 0; i < e->n_logs; i++) {
+        v[i] = e->logs[i].le;
+        v[i].eid = e->logs[i].eid;
+        v[i].pico_id = e->logs[i].pico_id;
+    }
+    store_log_add_many(e->st, v, e->n_logs);
+    free(v);
+}
+
+/* drop_logs - forget the batch's log rows */
+static void
+drop_logs(struct engine *e)
+{
+    for (size_t i = 0; i < e->n_logs; i++) {
+        free(e->logs[i].result_json);
+        free(e->logs[i].error);
+    }
+    e->n_logs = 0;
 }
 
 static kval batch_at_depth(struct engine *e,
@@ -471,6 +561,7 @@ event_in_txn(struct engine *e, const struct engine_event_req *req,
         }
         if (!kval_is_error(&result))
             result = event_result(&t);
+        engine_outbound_directives(&t, attrs, &result);
     }
     if (t.pico_id[0] != '\0')
         log_event(&t, req->domain, req->type, attrs, &result);
@@ -499,17 +590,24 @@ batch_at_depth(struct engine *e, const struct engine_event_req *reqs,
     if (rc != STORE_OK)
         return engine_store_error(e, rc);
     engine_cache_sync(e);
+    engine_ents_begin(e);
     kval results = kval_array_sized(n);
     kval deferred = kval_array();
     for (size_t i = 0; i < n; i++)
         results = kval_array_append(results,
                                     event_in_txn(e, &reqs[i], &deferred));
-    rc = store_commit(e->st);
+    write_logs(e);
+    drop_logs(e);
+    rc = engine_ents_flush(e);
+    if (rc == STORE_OK)
+        rc = store_commit(e->st);
+    engine_ents_end(e);
     if (rc != STORE_OK) {
+        kval err = engine_store_error(e, rc);
         store_rollback(e->st);
         kval_free(results);
         kval_free(deferred);
-        return engine_store_error(e, rc);
+        return err;
     }
     send_deferred(e, deferred, depth);
     return results;

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "picomail/builtin.h"
+#include "picomail/cron.h"
 #include "picomail/ids.h"
 #include "picomail/json.h"
 #include "picomail/mem.h"
@@ -97,7 +98,7 @@ ent_read(struct txn *t, const char *rid, const char *name)
     if (s != NULL)
         return kval_copy(&s->value);
     kval v;
-    int rc = store_ent_get(t->e->st, t->pico_id, rid, name, &v);
+    int rc = engine_ent_get(t->e, t->pico_id, rid, name, &v);
     if (rc == STORE_NOTFOUND)
         v = kval_null();
     else if (rc != STORE_OK)
@@ -109,9 +110,7 @@ ent_read(struct txn *t, const char *rid, const char *name)
 static kval
 ent_write(struct txn *t, const char *rid, const char *name, const kval *v)
 {
-    int rc = kval_is_null(v)
-                 ? store_ent_delete(t->e->st, t->pico_id, rid, name)
-                 : store_ent_put(t->e->st, t->pico_id, rid, name, v);
+    int rc = engine_ent_put(t->e, t->pico_id, rid, name, v);
     if (rc == STORE_EINVAL)
         return kval_error("TypeError: ent:%s cannot hold a %s", name,
                           kval_typeof(v));
@@ -271,9 +270,23 @@ host_schedule(void *ctx, const char *domain, const char *type, const kval *at,
         spec = op_to_string(timespec);
         sc.type = "repeat";
         sc.timespec = (char *)kval_str_ptr(&spec);
-        /* the next firing is worked out by the scheduler (it comes with
-           the daemon); until then the entry waits at "now" */
-        sc.at_ms = engine_now_ms();
+        /* the first firing (UTC, cron.h); the scheduler moves the row
+           on each time it fires */
+        struct cron cron;
+        char why[CRON_ERR_SIZE];
+        bool ok = cron_parse(sc.timespec, &cron, why, sizeof why) == 0;
+        if (ok && (sc.at_ms = cron_next(&cron, engine_now_ms())) < 0) {
+            snprintf(why, sizeof why, "bad cron \"%.64s\": no firing after "
+                     "now", sc.timespec);
+            ok = false;
+        }
+        if (!ok) {
+            kval err = kval_error("Error: %s", why);
+            kval_free(event);
+            kval_free(entry);
+            kval_free(spec);
+            return err;
+        }
         entry = kval_map_put_str(entry, "type", kval_cstr("repeat"));
         entry = kval_map_put_str(entry, "timespec", kval_copy(&spec));
     }
@@ -400,13 +413,29 @@ channels_of(struct txn *t, const char *pico_id)
     return out;
 }
 
-/* family_ecis - ECIs of the pico's channels tagged TAG (system channels) */
+/* family_ecis - ECIs of the family channels tagged TAG that the pico may
+ * use: "parent" is the one its parent owns for it, "child" those its
+ * children own for it */
 static kval
 family_ecis(struct txn *t, const char *tag)
 {
-    kval list = channels_of(t, t->pico_id);
-    if (kval_is_error(&list))
-        return list;
+    kval raw;
+    int rc = store_channel_list_family(t->e->st, t->pico_id, &raw);
+    if (rc != STORE_OK)
+        return engine_store_error(t->e, rc);
+    kval list = kval_array();
+    for (size_t i = 0; i < kval_array_len(&raw); i++) {
+        const kval *c = kval_array_get(&raw, i);
+        kval m = kval_map_put_str(kval_map(), "id",
+                                  kval_copy(kval_map_get_str(c, "eci")));
+        m = kval_map_put_str(m, "tags",
+                             kval_copy(kval_map_get_str(c, "tags")));
+        m = kval_map_put_str(m, "familyChannelPicoID",
+                             kval_copy(kval_map_get_str(c,
+                                                        "family_pico_id")));
+        list = kval_array_append(list, m);
+    }
+    kval_free(raw);
     kval out = kval_array();
     for (size_t i = 0; i < kval_array_len(&list); i++) {
         const kval *c = kval_array_get(&list, i);
@@ -850,6 +879,8 @@ host_get(void *ctx, struct krl_vm *vm, const char *domain, const char *name)
     struct txn *t = ctx;
     kval v;
     if (module_get(t, vm, domain, name, &v))
+        return v;
+    if (engine_outbound_get(t, domain, name, &v))
         return v;
     if (strcmp(domain, "ent") == 0)
         return ent_read(t, running_rid(t, vm), name);

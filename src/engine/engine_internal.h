@@ -47,7 +47,27 @@ struct engine {
     struct krl_limits lim;
     struct compiled *compiled;  /* cache; grows with the rulesets in use */
     struct krl_vm *vm;          /* reused by event after event */
+    kval last_domain, last_type;    /* of the last event made: most events
+                                       repeat them (null until then) */
     struct engine_cache *cache; /* channels and installs (engine_cache.c) */
+    struct ent_cache *ents;     /* entity variables of the running batch
+                                   (engine_cache.c) */
+    struct pending_log *logs;   /* the running batch's event-log rows,
+                                   written together before its commit */
+    size_t n_logs, cap_logs;
+    char *mail_domain;          /* of channel addresses (owned) */
+    char *mail_sender;          /* From of what picos send, or NULL */
+};
+
+/* An event-log row waiting for the end of its batch: the entry's eid and
+ * pico_id point here when it is written; its domain, name and attrs are
+ * the request's (alive for the batch). */
+struct pending_log {
+    struct store_log_entry le;
+    char eid[32];
+    char pico_id[64];
+    char *result_json;          /* owned */
+    char *error;                /* owned */
 };
 
 /* One installed ruleset as an event sees it. */
@@ -62,6 +82,7 @@ struct inst_ref {
 struct sched_item {
     size_t ruleset;             /* index into txn.installs */
     kval event;                 /* {domain, name, attrs, time} */
+    struct sel_event sel;       /* the same, borrowed from EVENT */
 };
 
 /* An entity variable as this event last read or wrote it. */
@@ -86,6 +107,7 @@ struct txn {
     struct sched_item *sched;   /* a queue: [head, n) are pending */
     size_t head, n, cap;
     const kval *event;          /* the event being processed, or NULL */
+    struct sel_event sel;       /* the same, as select.h matches it */
     const char *cur_rid;        /* the ruleset whose turn it is */
     struct compiled *cur_compiled;
     const char *cur_rule;
@@ -133,6 +155,17 @@ void engine_schedule_event(struct txn *t, const char *domain,
 kval engine_query_in(struct txn *t, const char *rid, const char *name,
                      const kval *args);
 
+/* engine_outbound.c */
+/* engine_outbound_get - email:NAME, sms:NAME and event:send for the KRL
+ * host; false when DOMAIN:NAME is none of these */
+bool engine_outbound_get(struct txn *t, const char *domain, const char *name,
+                         kval *out);
+/* engine_outbound_directives - the reply and forward directives of an
+ * event raised by mail (ATTRS has an envelope) become outbox rows, inside
+ * the event's transaction */
+void engine_outbound_directives(struct txn *t, const kval *attrs,
+                                const kval *result);
+
 /* engine_cache.c */
 void engine_cache_sync(struct engine *e);
 void engine_cache_free(struct engine *e);
@@ -146,6 +179,41 @@ kval engine_changed(struct engine *e);
 int engine_channel_cached(struct engine *e, const char *eci,
                           const struct store_channel **out,
                           struct store_channel *scratch);
+/* engine_channel_allows - whether CH (from engine_channel_cached) is known
+ * to let A:B of policy KIND through; engine_channel_allowed - remember
+ * that it does (both do nothing for a scratch copy) */
+bool engine_channel_allows(struct engine *e, const struct store_channel *ch,
+                           int kind, const char *a, const char *b);
+void engine_channel_allowed(struct engine *e, const struct store_channel *ch,
+                            int kind, const char *a, const char *b);
+/*
+ * Entity variables of a batch (see engine_cache.c).  engine_ents_begin
+ * after the batch's transaction began; engine_ents_flush writes what
+ * changed, before the commit; engine_ents_end drops it all (after the
+ * commit or a rollback).  engine_ents_rule_begin/_end(failed) bracket a
+ * rule body: a failed rule's writes are undone.  A rule begun UNGUARDED
+ * runs without a store savepoint (krl_rule_ents_only: its only writes are
+ * entity variables, kept here); should it write the store after all (a
+ * full cache), a savepoint is opened then, and _end returns true: the
+ * caller releases it or rolls it back.  engine_ent_get/put are
+ * store_ent_get and store_ent_put/delete (V null) through the cache, with
+ * the same results (STORE_EINVAL for a value the store would refuse);
+ * outside a batch they are the store's.  engine_ents_forget - the store's
+ * variables of PICO_ID (and RID; NULL: every ruleset) were deleted.
+ */
+void engine_ents_begin(struct engine *e);
+int engine_ents_flush(struct engine *e);
+void engine_ents_end(struct engine *e);
+void engine_ents_free(struct engine *e);
+bool engine_ents_active(const struct engine *e);
+void engine_ents_rule_begin(struct engine *e, bool unguarded);
+bool engine_ents_rule_end(struct engine *e, bool failed);
+int engine_ent_get(struct engine *e, const char *pico_id, const char *rid,
+                   const char *name, kval *out);
+int engine_ent_put(struct engine *e, const char *pico_id, const char *rid,
+                   const char *name, const kval *v);
+void engine_ents_forget(struct engine *e, const char *pico_id,
+                        const char *rid);
 bool engine_installs_cached(struct engine *e, const char *pico_id,
                             struct inst_ref **v, size_t *n);
 /* engine_installs_keep - hand V to the cache; false when it would not take

@@ -1110,6 +1110,156 @@ eval_expr(struct krl_vm *vm, struct frame *f, const struct ast_expr *e)
 /* ------------------------------------------------------------------ */
 /* Compiling                                                           */
 
+/* ---- what a rule body can reach (krl_rule_ents_only) ---- */
+
+static bool expr_ents_only(const struct ast_expr *e);
+
+static bool
+args_ents_only(const struct ast_arg *args, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!expr_ents_only(args[i].value))
+            return false;
+    return true;
+}
+
+/* expr_ents_only - E (NULL allowed) evaluated in a rule frame reaches the
+ * host only through ent:, event: and meta: reads */
+static bool
+expr_ents_only(const struct ast_expr *e)
+{
+    if (e == NULL)
+        return true;
+    switch (e->kind) {
+    case AST_NULL:
+    case AST_BOOL:
+    case AST_NUMBER:
+    case AST_STRING:
+    case AST_REGEXP:
+        return true;
+    case AST_CHEVRON:
+        for (size_t i = 0; i < e->u.chevron.n_parts; i++)
+            if (!expr_ents_only(e->u.chevron.parts[i]))
+                return false;
+        return true;
+    case AST_ARRAY:
+        for (size_t i = 0; i < e->u.list.n_items; i++)
+            if (!expr_ents_only(e->u.list.items[i]))
+                return false;
+        return true;
+    case AST_MAP:
+        for (size_t i = 0; i < e->u.map.n; i++)
+            if (!expr_ents_only(e->u.map.values[i]))
+                return false;
+        return true;
+    case AST_IDENT:
+        /* the rule's own variables (whose values come from expressions
+           like these, so hold no host function) and builtins; a global
+           may hold anything */
+        return e->u.ident.binding == AST_BIND_BUILTIN ||
+               (e->u.ident.binding == AST_BIND_LOCAL &&
+                e->u.ident.depth == 0);
+    case AST_DOMAIN_IDENT: {
+        const char *d = e->u.dident.domain.s, *n = e->u.dident.name.s;
+        if (strcmp(d, "ent") == 0 || strcmp(d, "meta") == 0)
+            return true;
+        return strcmp(d, "event") == 0 &&
+               (strcmp(n, "eci") == 0 || strcmp(n, "eid") == 0 ||
+                strcmp(n, "domain") == 0 || strcmp(n, "name") == 0 ||
+                strcmp(n, "attrs") == 0 || strcmp(n, "time") == 0);
+    }
+    case AST_CALL:
+        return e->u.call.callee->kind == AST_IDENT &&
+               expr_ents_only(e->u.call.callee) &&
+               args_ents_only(e->u.call.args, e->u.call.n_args);
+    case AST_DOT:
+        return expr_ents_only(e->u.dot.object);
+    case AST_PATH:
+    case AST_INDEX:
+        return expr_ents_only(e->u.member.object) &&
+               expr_ents_only(e->u.member.key);
+    case AST_UNARY:
+        return expr_ents_only(e->u.unary.operand);
+    case AST_BINARY:
+        return expr_ents_only(e->u.binary.left) &&
+               expr_ents_only(e->u.binary.right);
+    case AST_TERNARY:
+        return expr_ents_only(e->u.ternary.cond) &&
+               expr_ents_only(e->u.ternary.then) &&
+               expr_ents_only(e->u.ternary.otherwise);
+    case AST_FUNCTION:
+    case AST_DEFACTION:
+        return false;
+    }
+    return false;
+}
+
+static bool
+stmts_ents_only(const struct ast_stmt *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct ast_stmt *st = &v[i];
+        if (!expr_ents_only(st->guard_expr))
+            return false;
+        switch (st->kind) {
+        case AST_STMT_DECL:
+            if (!expr_ents_only(st->decl.value))
+                return false;
+            break;
+        case AST_STMT_ENT_SET:
+        case AST_STMT_CLEAR:
+            if (!expr_ents_only(st->ent_path) || !expr_ents_only(st->value))
+                return false;
+            break;
+        case AST_STMT_RAISE:
+            if (!expr_ents_only(st->event_type) ||
+                !expr_ents_only(st->for_rid) ||
+                !expr_ents_only(st->attributes))
+                return false;
+            break;
+        case AST_STMT_LOG:
+        case AST_STMT_ERROR:
+            if (!expr_ents_only(st->value))
+                return false;
+            break;
+        case AST_STMT_LAST:
+            break;
+        case AST_STMT_SCHEDULE:
+        default:
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool
+rule_ents_only(const struct ast_rule *r)
+{
+    for (size_t i = 0; i < r->n_foreach; i++)
+        if (!expr_ents_only(r->foreach[i].collection))
+            return false;
+    for (size_t i = 0; i < r->n_pre; i++)
+        if (!expr_ents_only(r->pre[i].value))
+            return false;
+    const struct ast_action_block *b = r->actions;
+    if (b != NULL) {
+        if (!expr_ents_only(b->cond) || !expr_ents_only(b->choose))
+            return false;
+        for (size_t i = 0; i < b->n_actions; i++) {
+            const struct ast_action *a = &b->actions[i];
+            /* send_directive, noop and the like, named directly */
+            if (a->callee->kind != AST_IDENT ||
+                a->callee->u.ident.binding != AST_BIND_BUILTIN ||
+                !args_ents_only(a->args, a->n_args))
+                return false;
+        }
+    }
+    const struct ast_postlude *p = &r->postlude;
+    return stmts_ents_only(p->stmts, p->n_stmts) &&
+           stmts_ents_only(p->else_stmts, p->n_else) &&
+           stmts_ents_only(p->finally_stmts, p->n_finally);
+}
+
 struct krl_ruleset *
 krl_ruleset_compile(const char *file, const char *src, size_t len,
                     struct krl_diags *diags)
@@ -1123,7 +1273,24 @@ krl_ruleset_compile(const char *file, const char *src, size_t len,
     struct krl_ruleset *rs = xcalloc(1, sizeof *rs);
     rs->arena = a;
     rs->ast = ast;
+    rs->ents_only = arena_allocarray(a, ast->n_rules + 1,
+                                     sizeof *rs->ents_only);
+    bool shadowed = false;      /* a module alias hides ent:, event: or meta: */
+    for (size_t i = 0; i < ast->meta.n_uses; i++) {
+        const struct ast_use *u = &ast->meta.uses[i];
+        const char *alias = u->alias.s ? u->alias.s : u->rid.s;
+        shadowed = shadowed || strcmp(alias, "ent") == 0 ||
+                   strcmp(alias, "event") == 0 || strcmp(alias, "meta") == 0;
+    }
+    for (size_t i = 0; i < ast->n_rules; i++)
+        rs->ents_only[i] = !shadowed && rule_ents_only(&ast->rules[i]);
     return rs;
+}
+
+bool
+krl_rule_ents_only(const struct krl_ruleset *rs, size_t i)
+{
+    return i < rs->ast->n_rules && rs->ents_only[i];
 }
 
 struct krl_ruleset *

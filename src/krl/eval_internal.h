@@ -15,6 +15,7 @@
 struct krl_ruleset {
     struct arena *arena;        /* owns ast and everything it points to */
     struct ast_ruleset *ast;
+    bool *ents_only;            /* per rule: krl_rule_ents_only() */
 };
 
 struct krl_body {

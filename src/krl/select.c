@@ -84,6 +84,9 @@ struct sel_machine {
     size_t n_salient;
     const char *const *vars;        /* setting and aggregator names */
     size_t n_vars;
+    int lone;                       /* the atom of a machine that is just
+                                       start --atom--> end (one primitive
+                                       without aggregator), or -1 */
 };
 
 /* ------------------------------------------------------------------ */
@@ -873,6 +876,14 @@ finish(struct builder *b, const struct sm *s)
         vars[i] = b->vars[i];
     m->vars = vars;
     m->n_vars = b->n_vars;
+
+    m->lone = -1;
+    if (n_states == 2 && states[ST_START].n == 1 && states[ST_END].n == 0 &&
+        states[ST_START].t[0].to == ST_END) {
+        const struct on_node *o = &ons[states[ST_START].t[0].on];
+        if (o->kind == ON_EVENT && atoms[o->atom].agg == AST_AGG_NONE)
+            m->lone = o->atom;
+    }
     return m;
 }
 
@@ -1282,6 +1293,58 @@ within(kval *state, int64_t time_ms, int64_t within_ms)
     *state = kval_map_put_str(*state, "states", ilist_array(&ids));
     *state = kval_map_put_str(*state, "starttime", kval_number(start));
     free(ids.v);
+}
+
+bool
+sel_is_lone(const struct sel_machine *m)
+{
+    return m->lone >= 0;
+}
+
+/* lone_bindings - what sel_step binds for SETTING (a map or NULL): every
+ * variable, null where unset; null when the machine has none (nothing to
+ * bind then) */
+static kval
+lone_bindings(const struct sel_machine *m, const kval *setting)
+{
+    if (m->n_vars == 0)
+        return kval_null();
+    kval b = kval_map();
+    for (size_t i = 0; i < m->n_vars; i++) {
+        const kval *v = NULL;
+        if (setting != NULL && kval_kind(setting) == KV_MAP)
+            v = kval_map_get_str(setting, m->vars[i]);
+        b = kval_map_put_str(b, m->vars[i],
+                             v != NULL ? kval_copy(v) : kval_null());
+    }
+    return b;
+}
+
+int
+sel_match_lone(const struct sel_machine *m, const struct sel_event *ev,
+               sel_where_fn *where, void *ctx, kval *bindings, kval *err)
+{
+    const struct sel_atom *atom = &m->atoms[m->lone];
+
+    *bindings = kval_null();
+    if (ev->domain == NULL || ev->type == NULL ||
+        strcmp(atom->domain, ev->domain) != 0 ||
+        strcmp(atom->type, ev->type) != 0)
+        return 0;
+    if (atom->prim == NULL ||
+        (atom->prim->n_matches == 0 && atom->prim->where == NULL)) {
+        *bindings = lone_bindings(m, NULL);
+        return 1;
+    }
+    /* what machine_step does from the start state: the one transition's
+       primitive, its setting left in the state */
+    struct run r = {m, ev, where, ctx, err};
+    kval state = kval_map();
+    int rc = match_atom(&r, atom, &state);
+    if (rc == 1)
+        *bindings = lone_bindings(m, kval_map_get_str(&state, "setting"));
+    kval_free(state);
+    return rc;
 }
 
 int

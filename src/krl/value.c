@@ -116,6 +116,58 @@ mkheap(uint8_t kind, struct kv_heap *h)
     return v;
 }
 
+/* Blocks and small item/entry vectors come from mem.h's small-block
+ * lists: a batch of events makes and drops thousands of them. */
+static size_t
+block_size(uint8_t kind)
+{
+    switch ((enum kval_kind)kind) {
+    case KV_STRING:
+        return sizeof(struct kv_string);
+    case KV_REGEXP:
+        return sizeof(struct kv_regexp);
+    case KV_ARRAY:
+        return sizeof(struct kv_array);
+    case KV_MAP:
+        return sizeof(struct kv_map);
+    case KV_FUNCTION:
+        return sizeof(struct kv_func);
+    case KV_ERROR:
+        return sizeof(struct kv_error);
+    case KV_NULL:
+    case KV_BOOL:
+    case KV_NUMBER:
+        break;
+    }
+    return 0;
+}
+
+static void *
+block_new(uint8_t kind)
+{
+    return mem_small_calloc(block_size(kind));
+}
+
+/* vec_resize - a vector of OLD_CAP elements of SIZE bytes (P may be NULL)
+ * grown or shrunk to NEW_CAP, keeping the first KEEP elements */
+static void *
+vec_resize(void *p, size_t old_cap, size_t new_cap, size_t keep, size_t size)
+{
+    if (size != 0 && new_cap > SIZE_MAX / size)
+        misuse("vector too large");
+    void *q = mem_small_alloc(new_cap * size);
+    if (keep > 0)
+        memcpy(q, p, keep * size);
+    mem_small_free(p, old_cap * size);
+    return q;
+}
+
+static void
+vec_free(void *p, size_t cap, size_t size)
+{
+    mem_small_free(p, cap * size);
+}
+
 #define STR(v) ((struct kv_string *)(void *)(v)->u.p)
 #define ARR(v) ((struct kv_array *)(void *)(v)->u.p)
 #define MAP(v) ((struct kv_map *)(void *)(v)->u.p)
@@ -376,7 +428,7 @@ str_measure(struct kv_string *st)
 static kval
 str_adopt(char *s, size_t len, size_t cap)
 {
-    struct kv_string *st = xcalloc(1, sizeof *st);
+    struct kv_string *st = block_new(KV_STRING);
     st->s = s;
     st->len = len;
     st->cap = cap;
@@ -391,13 +443,40 @@ str_raw(const char *s, size_t len)
 {
     if (len > STR_SMALL_MAX)
         return str_adopt(xmemdup(s, len), len, len + 1);
-    struct kv_string *st = xcalloc(1, sizeof *st);
+    struct kv_string *st = block_new(KV_STRING);
     memcpy(st->small, s, len);
     st->small[len] = '\0';
     st->s = st->small;
     st->len = len;
     st->cap = sizeof st->small;
     str_measure(st);
+    return mkheap(KV_STRING, &st->h);
+}
+
+static bool
+all_ascii(const char *s, size_t len)
+{
+    unsigned char any = 0;
+    for (size_t i = 0; i < len; i++)
+        any |= (unsigned char)s[i];
+    return any < 0x80;
+}
+
+/* str_ascii - str_raw for bytes known to be ASCII: nothing to check or
+ * measure (most strings an event makes: ids, names, keys) */
+static kval
+str_ascii(const char *s, size_t len)
+{
+    if (len > STR_SMALL_MAX)
+        return str_raw(s, len);
+    struct kv_string *st = block_new(KV_STRING);
+    memcpy(st->small, s, len);
+    st->small[len] = '\0';
+    st->s = st->small;
+    st->len = len;
+    st->cap = sizeof st->small;
+    st->ascii = true;
+    st->len16 = len;
     return mkheap(KV_STRING, &st->h);
 }
 
@@ -410,6 +489,8 @@ kval_str(const char *s, size_t len)
 
     if (len == 0 || s == NULL)
         return str_raw("", 0);
+    if (all_ascii(s, len))
+        return str_ascii(s, len);
     if (wtf8_canonical(s, len))
         return str_raw(s, len);
     buf_init(&b);
@@ -823,7 +904,7 @@ kval_regexp(const char *source, size_t len, const char *flags)
     if (re == NULL)
         return kval_error("SyntaxError: %s",
                           err[0] ? err : "Invalid regular expression");
-    r = xcalloc(1, sizeof *r);
+    r = block_new(KV_REGEXP);
     r->re = re;
     return mkheap(KV_REGEXP, &r->h);
 }
@@ -847,9 +928,9 @@ kval_array(void)
 kval
 kval_array_sized(size_t capacity)
 {
-    struct kv_array *a = xcalloc(1, sizeof *a);
+    struct kv_array *a = block_new(KV_ARRAY);
     if (capacity > 0) {
-        a->items = xreallocarray(NULL, capacity, sizeof *a->items);
+        a->items = vec_resize(NULL, 0, capacity, 0, sizeof *a->items);
         a->cap = capacity;
     }
     return mkheap(KV_ARRAY, &a->h);
@@ -896,7 +977,8 @@ kval_array_append(kval arr, kval item)
     struct kv_array *a = arr_own(&arr);
     if (a->len == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 4;
-        a->items = xreallocarray(a->items, cap, sizeof *a->items);
+        a->items = vec_resize(a->items, a->cap, cap, a->len,
+                              sizeof *a->items);
         a->cap = cap;
     }
     a->items[a->len++] = item;
@@ -957,7 +1039,7 @@ intlike(const char *s, size_t len, uint32_t *out)
 kval
 kval_map(void)
 {
-    struct kv_map *m = xcalloc(1, sizeof *m);
+    struct kv_map *m = block_new(KV_MAP);
     return mkheap(KV_MAP, &m->h);
 }
 
@@ -1053,7 +1135,7 @@ map_own(kval *map)
         return m;
     *map = kval_map();
     c = MAP(map);
-    c->ents = xreallocarray(NULL, m->len ? m->len : 1, sizeof *c->ents);
+    c->ents = vec_resize(NULL, 0, m->len ? m->len : 1, 0, sizeof *c->ents);
     c->cap = m->len ? m->len : 1;
     for (i = 0; i < m->len; i++) {
         c->ents[i].key = kval_copy(&m->ents[i].key);
@@ -1089,7 +1171,7 @@ kval_map_put(kval map, kval key, kval val)
     }
     if (m->len == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 4;
-        m->ents = xreallocarray(m->ents, cap, sizeof *m->ents);
+        m->ents = vec_resize(m->ents, m->cap, cap, m->len, sizeof *m->ents);
         m->cap = cap;
     }
     m->ents[m->len].key = key;
@@ -1217,7 +1299,7 @@ kval_func_new(kval_call_fn *call, void *data, kval_data_free_fn *dfree,
               unsigned kinds, const char *name, const char *const *params,
               size_t n_params)
 {
-    struct kv_func *f = xcalloc(1, sizeof *f);
+    struct kv_func *f = block_new(KV_FUNCTION);
     size_t i;
 
     f->call = call;
@@ -1280,7 +1362,7 @@ kval_func_call(struct krl_vm *vm, const kval *fn, const kval *args,
 kval
 kval_error(const char *fmt, ...)
 {
-    struct kv_error *e = xcalloc(1, sizeof *e);
+    struct kv_error *e = block_new(KV_ERROR);
     struct buf b;
     va_list ap;
 
@@ -1362,14 +1444,14 @@ destroy(struct free_stack *st, kval v)
     case KV_ARRAY:
         for (i = 0; i < ARR(&v)->len; i++)
             push_release(st, &ARR(&v)->items[i]);
-        free(ARR(&v)->items);
+        vec_free(ARR(&v)->items, ARR(&v)->cap, sizeof *ARR(&v)->items);
         break;
     case KV_MAP:
         for (i = 0; i < MAP(&v)->len; i++) {
             push_release(st, &MAP(&v)->ents[i].key);
             push_release(st, &MAP(&v)->ents[i].val);
         }
-        free(MAP(&v)->ents);
+        vec_free(MAP(&v)->ents, MAP(&v)->cap, sizeof *MAP(&v)->ents);
         free(MAP(&v)->index);
         break;
     case KV_FUNCTION:
@@ -1388,7 +1470,7 @@ destroy(struct free_stack *st, kval v)
     case KV_NUMBER:
         return;
     }
-    free(v.u.p);
+    mem_small_free(v.u.p, block_size(v.kind));
 }
 
 void

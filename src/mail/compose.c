@@ -21,6 +21,7 @@
 
 #include "picomail/buf.h"
 #include "picomail/compose.h"
+#include "picomail/mime.h"
 #include "picomail/mem.h"
 
 #define MAX_LOCAL 64
@@ -512,6 +513,7 @@ compose_message(const struct compose_spec *spec, struct buf *out,
 
     if (spec == NULL || out == NULL)
         return fail(err, errlen, "compose", "no message");
+    mime_init();    /* once per process; callers need not know GMime */
     if (check_spec(spec, err, errlen) != 0)
         return -1;
     buf_init(&id);

@@ -207,6 +207,12 @@ static const char *const migrations[] = {
     "  done_ms INTEGER"
     ");"
     "CREATE INDEX outbox_due ON outbox(next_ms) WHERE state = 'pending';"
+    /* picos find the family channels they may use (ctx:parent,
+       ctx:children) by family_pico_id */
+    "CREATE INDEX channels_family ON channels(family_pico_id);"
+    /* the pico that sent an event with event:send, which may use its
+       family channels */
+    "ALTER TABLE inbox ADD COLUMN from_pico TEXT;"
     "CREATE INDEX outbox_pico ON outbox(pico_id, id);"
     "CREATE INDEX outbox_rate ON outbox(pico_id, rate_key, created_ms) "
     "WHERE rate_key IS NOT NULL;"
@@ -240,6 +246,7 @@ enum stmt_id {
     ST_CHAN_GET,
     ST_CHAN_GET_ALIAS,
     ST_CHAN_LIST,
+    ST_CHAN_LIST_FAMILY,
     ST_CHAN_DELETE,
     ST_RS_RID_OF_HASH,
     ST_RS_INSERT,
@@ -267,6 +274,7 @@ enum stmt_id {
     ST_SCHED_LIST_PICO,
     ST_SCHED_NEXT,
     ST_LOG_ADD,
+    ST_LOG_ADD_MANY,
     ST_LOG_LIST_PICO,
     ST_LOG_LIST_ALL,
     ST_MAIL_ADD,
@@ -307,6 +315,14 @@ enum stmt_id {
     "next_ms, expires_ms, last_error, result, done_ms"
 #define LOG_COLS                                                            \
     "eid, pico_id, time_ms, kind, domain, name, attrs, result, error"
+/* ST_LOG_ADD_MANY inserts LOG_CHUNK rows at once: one statement run for
+ * many rows is a third cheaper per row than a run for each */
+#define LOG_CHUNK 32
+#define LOG_ROW "(?,?,?,?,?,?,?,?,?)"
+#define LOG_ROWS4 LOG_ROW "," LOG_ROW "," LOG_ROW "," LOG_ROW
+#define LOG_ROWS32                                                          \
+    LOG_ROWS4 "," LOG_ROWS4 "," LOG_ROWS4 "," LOG_ROWS4 ","                \
+    LOG_ROWS4 "," LOG_ROWS4 "," LOG_ROWS4 "," LOG_ROWS4
 
 static const char *const stmt_sql[ST__COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -351,6 +367,9 @@ static const char *const stmt_sql[ST__COUNT] = {
         "SELECT " CHAN_COLS " FROM channels WHERE alias = ?1",
     [ST_CHAN_LIST] =
         "SELECT " CHAN_COLS " FROM channels WHERE pico_id = ?1 ORDER BY eci",
+    [ST_CHAN_LIST_FAMILY] =
+        "SELECT " CHAN_COLS " FROM channels WHERE family_pico_id = ?1 "
+        "ORDER BY eci",
     [ST_CHAN_DELETE] = "DELETE FROM channels WHERE eci = ?1",
     [ST_RS_RID_OF_HASH] = "SELECT rid FROM rulesets WHERE hash = ?1",
     [ST_RS_INSERT] =
@@ -426,6 +445,8 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_LOG_ADD] =
         "INSERT INTO event_log (" LOG_COLS ") "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_LOG_ADD_MANY] =
+        "INSERT INTO event_log (" LOG_COLS ") VALUES " LOG_ROWS32,
     [ST_LOG_LIST_PICO] =
         "SELECT " LOG_COLS " FROM event_log WHERE pico_id = ?1 "
         "ORDER BY seq DESC LIMIT ?2",
@@ -442,13 +463,14 @@ static const char *const stmt_sql[ST__COUNT] = {
         "SELECT content_type, size, data FROM attachments WHERE sha256 = ?1",
     [ST_INBOX_ADD] =
         "INSERT INTO inbox (dedupe, mail_id, received_ms, eci, domain, type, "
-        "attrs, queue_id, rcpt, eid) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+        "attrs, queue_id, rcpt, eid, from_pico) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
         "ON CONFLICT (dedupe) DO NOTHING",
     [ST_INBOX_FIND] = "SELECT id FROM inbox WHERE dedupe = ?1",
     [ST_INBOX_EID] = "SELECT eid FROM inbox WHERE id = ?1",
     [ST_INBOX_PENDING] =
-        "SELECT id, eci, domain, type, attrs, received_ms, eid FROM inbox "
+        "SELECT id, eci, domain, type, attrs, received_ms, eid, from_pico "
+        "FROM inbox "
         "WHERE state = 'pending' AND id > ?1 ORDER BY id LIMIT ?2",
     [ST_INBOX_DONE] =
         "UPDATE inbox SET state = 'done', done_ms = ?2 "
@@ -1443,8 +1465,10 @@ opt_str(const char *p)
     return p != NULL ? kval_cstr(p) : kval_null();
 }
 
-int
-store_channel_list(struct store *s, const char *pico_id, kval *out)
+/* channel_list - the channels of statement ID (ST_CHAN_LIST: owned by
+ * PICO_ID; ST_CHAN_LIST_FAMILY: family channels PICO_ID may use) */
+static int
+channel_list(struct store *s, enum stmt_id id, const char *pico_id, kval *out)
 {
     struct store_channel c;
     sqlite3_stmt *st;
@@ -1454,7 +1478,7 @@ store_channel_list(struct store *s, const char *pico_id, kval *out)
     *out = kval_null();
     if (pico_id == NULL)
         return einval(s, "channel list", "no pico id");
-    if ((ret = prep(s, ST_CHAN_LIST, &st)) != 0)
+    if ((ret = prep(s, id, &st)) != 0)
         return ret;
     bind_str(st, 1, pico_id, &rc);
     if (rc != SQLITE_OK) {
@@ -1489,6 +1513,18 @@ store_channel_list(struct store *s, const char *pico_id, kval *out)
     }
     *out = arr;
     return 0;
+}
+
+int
+store_channel_list(struct store *s, const char *pico_id, kval *out)
+{
+    return channel_list(s, ST_CHAN_LIST, pico_id, out);
+}
+
+int
+store_channel_list_family(struct store *s, const char *pico_id, kval *out)
+{
+    return channel_list(s, ST_CHAN_LIST_FAMILY, pico_id, out);
 }
 
 int
@@ -2221,55 +2257,114 @@ store_schedule_next_due(struct store *s, struct store_schedule *out)
 
 /* ---- event log ---- */
 
+/* log_encode - the JSON columns of E into ATTRS and RESULT (initialised
+ * by the caller) */
+static int
+log_encode(struct store *s, const struct store_log_entry *e,
+           struct buf *attrs, struct buf *result, const char *what)
+{
+    int ret;
+
+    if (e->eid == NULL || e->pico_id == NULL || e->kind == NULL)
+        return einval(s, what, "no eid, pico id or kind");
+    if (e->attrs != NULL && (ret = encode(s, e->attrs, attrs, what)) != 0)
+        return ret;
+    if (e->result_json == NULL && e->result != NULL &&
+        (ret = encode(s, e->result, result, what)) != 0)
+        return ret;
+    return 0;
+}
+
+/* log_bind - E's nine columns from parameter AT + 1 on */
+static void
+log_bind(sqlite3_stmt *st, int at, const struct store_log_entry *e,
+         const struct buf *attrs, const struct buf *result, int *rc)
+{
+    bind_str(st, at + 1, e->eid, rc);
+    bind_str(st, at + 2, e->pico_id, rc);
+    bind_i64(st, at + 3, e->time_ms, rc);
+    bind_str(st, at + 4, e->kind, rc);
+    bind_str(st, at + 5, e->domain, rc);
+    bind_str(st, at + 6, e->name, rc);
+    if (e->attrs != NULL)
+        bind_buf(st, at + 7, attrs, rc);
+    else
+        bind_str(st, at + 7, NULL, rc);
+    if (e->result_json != NULL)
+        bind_str(st, at + 8, e->result_json, rc);
+    else if (e->result != NULL)
+        bind_buf(st, at + 8, result, rc);
+    else
+        bind_str(st, at + 8, NULL, rc);
+    bind_str(st, at + 9, e->error, rc);
+}
+
 int
 store_log_add(struct store *s, const struct store_log_entry *e)
 {
+    return store_log_add_many(s, e, 1);
+}
+
+int
+store_log_add_many(struct store *s, const struct store_log_entry *v,
+                   size_t n)
+{
     static const char what[] = "log add";
-    struct buf attrs, result;
-    sqlite3_stmt *st;
-    int ret, rc = SQLITE_OK;
+    struct buf attrs[LOG_CHUNK], result[LOG_CHUNK];
+    const struct store_log_entry *rows[LOG_CHUNK];
+    size_t used = n < LOG_CHUNK ? n : LOG_CHUNK;   /* buffers in use */
+    int first = 0;
 
-    buf_init(&attrs);
-    buf_init(&result);
-    if (e->eid == NULL || e->pico_id == NULL || e->kind == NULL) {
-        ret = einval(s, what, "no eid, pico id or kind");
-        goto out;
+    for (size_t i = 0; i < used; i++) {
+        buf_init(&attrs[i]);
+        buf_init(&result[i]);
     }
-    if ((e->attrs != NULL &&
-         (ret = encode(s, e->attrs, &attrs, what)) != 0) ||
-        (e->result_json == NULL && e->result != NULL &&
-         (ret = encode(s, e->result, &result, what)) != 0))
-        goto out;
-    if ((ret = prep(s, ST_LOG_ADD, &st)) != 0)
-        goto out;
-    bind_str(st, 1, e->eid, &rc);
-    bind_str(st, 2, e->pico_id, &rc);
-    bind_i64(st, 3, e->time_ms, &rc);
-    bind_str(st, 4, e->kind, &rc);
-    bind_str(st, 5, e->domain, &rc);
-    bind_str(st, 6, e->name, &rc);
-    if (e->attrs != NULL)
-        bind_buf(st, 7, &attrs, &rc);
-    else
-        bind_str(st, 7, NULL, &rc);
-    if (e->result_json != NULL)
-        bind_str(st, 8, e->result_json, &rc);
-    else if (e->result != NULL)
-        bind_buf(st, 8, &result, &rc);
-    else
-        bind_str(st, 8, NULL, &rc);
-    bind_str(st, 9, e->error, &rc);
-    if (rc != SQLITE_OK) {
-        ret = fail(s, rc, what);
-        done(st);
-        goto out;
+    for (size_t done_n = 0; done_n < n;) {
+        /* up to LOG_CHUNK rows that encode; one that does not is left
+           out (its error returned at the end), as a lone add fails */
+        size_t k = 0;
+        for (; done_n < n && k < LOG_CHUNK; done_n++) {
+            attrs[k].len = 0;
+            result[k].len = 0;
+            int ret = log_encode(s, &v[done_n], &attrs[k], &result[k], what);
+            if (ret != 0) {
+                if (first == 0)
+                    first = ret;
+                continue;
+            }
+            rows[k++] = &v[done_n];
+        }
+        for (size_t i = 0; i < k;) {
+            bool chunk = k - i == LOG_CHUNK;
+            sqlite3_stmt *st;
+            int rc = SQLITE_OK;
+            int ret = prep(s, chunk ? ST_LOG_ADD_MANY : ST_LOG_ADD, &st);
+            if (ret != 0) {
+                if (first == 0)
+                    first = ret;
+                goto out;
+            }
+            size_t m = chunk ? LOG_CHUNK : 1;
+            for (size_t j = 0; j < m; j++)
+                log_bind(st, (int)j * 9, rows[i + j], &attrs[i + j],
+                         &result[i + j], &rc);
+            if (rc != SQLITE_OK) {
+                ret = fail(s, rc, what);
+                done(st);
+            } else {
+                ret = run(s, st, what);
+            }
+            if (ret != 0 && first == 0)
+                first = ret;
+            i += m;
+        }
     }
-    ret = run(s, st, what);
-
 out:
-    buf_release(&attrs);
-    buf_release(&result);
-    return ret;
+    for (size_t i = 0; i < used; i++) {
+        buf_release(&attrs[i]);
+        buf_release(&result[i]);
+    }
+    return first;
 }
 
 int
@@ -2477,6 +2572,7 @@ store_inbox_add(struct store *s, const struct store_inbox_entry *e,
     bind_str(st, 8, e->queue_id, &rc);
     bind_str(st, 9, e->rcpt, &rc);
     bind_str(st, 10, e->eid, &rc);
+    bind_str(st, 11, e->from_pico, &rc);
     if (rc != SQLITE_OK) {
         done(st);
         ret = fail(s, rc, what);
@@ -2538,6 +2634,7 @@ store_inbox_pending(struct store *s, int64_t after_id, int limit, kval *out)
         m = kval_map_put_str(m, "received",
                              kval_number((double)sqlite3_column_int64(st, 5)));
         m = kval_map_put_str(m, "eid", col_kstr(st, 6));
+        m = kval_map_put_str(m, "from_pico", col_kstr(st, 7));
         arr = kval_array_append(arr, m);
     }
     if (ret == 0 && rc != SQLITE_DONE)

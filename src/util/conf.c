@@ -37,6 +37,16 @@ static const char *const defaults[][2] = {
     {"trusted_authserv_id", ""},
     {"myhostname", ""},
     {"user", ""},
+    {"mail_sender", ""},
+    {"smtp_tls", "try"},
+    {"smtp_user", ""},
+    {"smtp_password_file", ""},
+    {"smtp_password_env", "PICOMAIL_SMTP_PASSWORD"},
+    {"sms_url", ""},
+    {"sms_account", ""},
+    {"sms_token_file", ""},
+    {"sms_token_env", "PICOMAIL_SMS_TOKEN"},
+    {"sms_from", ""},
     {"milter_listen", "inet:2426@127.0.0.1"},
     /* the IMAP fetcher's keys and defaults belong to
        src/daemon/imap_fetch.c */

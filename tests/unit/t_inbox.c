@@ -122,7 +122,7 @@ test_store_inbox(struct store *st)
 
     kval attrs = kval_map_put_str(kval_map(), "a", kval_cstr("b"));
     struct store_inbox_entry e = {"key1", mail, "eci1", "mail", "received",
-                                  &attrs, "Q1", "x@y", "eid1"};
+                                  &attrs, "Q1", "x@y", "eid1", NULL};
     t_eq_int(store_inbox_add(st, &e, &id), STORE_OK, "inbox add");
     t_eq_int(store_inbox_add(st, &e, &id2), STORE_DUPLICATE,
              "same key again is a duplicate");
