@@ -156,8 +156,9 @@ kval engine_query_in(struct txn *t, const char *rid, const char *name,
                      const kval *args);
 
 /* engine_outbound.c */
-/* engine_outbound_get - email:NAME, sms:NAME and event:send for the KRL
- * host; false when DOMAIN:NAME is none of these */
+/* engine_outbound_get - email:NAME, sms:NAME, event:send and
+ * mail:attachment for the KRL host; false when DOMAIN:NAME is none of
+ * these */
 bool engine_outbound_get(struct txn *t, const char *domain, const char *name,
                          kval *out);
 /* engine_outbound_directives - the reply and forward directives of an

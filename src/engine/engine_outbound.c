@@ -1,7 +1,8 @@
 /*
- * engine_outbound.c - what picos send out: the email:send and sms:send
- * actions, event:send, and the reply and forward directives of events
- * raised by mail (DESIGN.md §3-§4).
+ * engine_outbound.c - the mail-side modules of KRL: what picos send out
+ * (the email:send and sms:send actions, event:send, the reply and forward
+ * directives of events raised by mail; DESIGN.md §3-§4) and
+ * mail:attachment(sha256), the kept content of a received attachment.
  *
  * Nothing is sent from here: each send is checked (addresses, headers,
  * phone numbers) and becomes an outbox row (store.h) in the event's own
@@ -354,6 +355,23 @@ event_send(struct krl_vm *vm, void *data, const kval *args, size_t n)
     return r;
 }
 
+/* mail:attachment(sha256) - a kept attachment of delivered mail:
+ * {sha256, content_type, size, data (the bytes kept, as text)}, or null */
+static kval
+mail_attachment(struct krl_vm *vm, void *data, const kval *args, size_t n)
+{
+    (void)data;
+    struct txn *t = txn_of(vm);
+    if (n < 1 || kval_kind(&args[0]) != KV_STRING)
+        return kval_error("TypeError: mail:attachment needs a sha256 "
+                          "string");
+    kval out;
+    int rc = store_attachment_get(t->e->st, kval_str_ptr(&args[0]), &out);
+    if (rc == STORE_NOTFOUND)
+        return kval_null();
+    return rc == STORE_OK ? out : engine_store_error(t->e, rc);
+}
+
 bool
 engine_outbound_get(struct txn *t, const char *domain, const char *name,
                     kval *out)
@@ -375,6 +393,15 @@ engine_outbound_get(struct txn *t, const char *domain, const char *name,
                    ? kval_func_new(sms_send, NULL, NULL, KV_FN_ACTION,
                                    "send", sms_params, 2)
                    : kval_error("Error: sms:%s is not defined", name);
+        return true;
+    }
+    if (strcmp(domain, "mail") == 0) {
+        static const char *const att_params[] = {"sha256"};
+        *out = strcmp(name, "attachment") == 0
+                   ? kval_func_new(mail_attachment, NULL, NULL,
+                                   KV_FN_FUNCTION, "attachment", att_params,
+                                   1)
+                   : kval_error("Error: mail:%s is not defined", name);
         return true;
     }
     if (strcmp(domain, "event") == 0 && strcmp(name, "send") == 0) {

@@ -228,6 +228,26 @@ def test_delivery(env, eci):
     check(envl.get("client_addr") == "192.0.2.7", "envelope client", envl)
     check(envl.get("mail_from") == "alice@example.net", "envelope sender")
     check(envl.get("rcpt_to") == f"{eci}@{DOMAIN}", "envelope recipient")
+    # an attachment: described in the event, its content kept
+    att = ("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+           "boundary=b\r\n")
+    body = ("--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+            "--b\r\nContent-Type: text/plain; name=n.txt\r\n"
+            "Content-Disposition: attachment; filename=n.txt\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n"
+            "aGVsbG8gd29ybGQ=\r\n--b--\r\n")
+    r2 = deliver(c, [f"{eci}@{DOMAIN}"], message("attached", body, att))
+    check(r2 and r2[0].startswith("250"), "message with an attachment")
+    check(wait_received(env, 2), "its event processed")
+    last2 = env.ent("box", "test.mail.inbox", "last") or {}
+    atts = last2.get("attachments") or [{}]
+    check(atts[0].get("filename") == "n.txt" and atts[0].get("size") == 11,
+          "attachment described", atts)
+    sha = atts[0].get("sha256", "")
+    got = env.pm("query", eci, "test.mail.inbox", "attachment",
+                 f"sha256={sha}")
+    check(isinstance(got, dict) and got.get("data") == "hello world",
+          "mail:attachment reads the kept content", got)
     log = env.pm("log", "box", "--limit", "5")
     check(any(e.get("eid") == eid for e in log), "event id as replied", eid)
     check(c.cmd("QUIT").startswith("221"), "QUIT")

@@ -2,12 +2,13 @@ ruleset test.mail.inbox {
   meta {
     name "inbox"
     description <<Test ruleset for the mail tests: keeps what mail events carry.>>
-    shares last, received, seen
+    shares last, received, seen, attachment
   }
   global {
     last = function() { ent:last }
     received = function() { ent:received.defaultsTo(0) }
     seen = function() { ent:seen.defaultsTo([]) }
+    attachment = function(sha256) { mail:attachment(sha256) }
   }
   rule on_mail {
     select when mail received
