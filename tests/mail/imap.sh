@@ -232,7 +232,10 @@ conf() {
 # drv_start CONF [COUNT] - run the driver in the background (until COUNT
 # entries, or until drv_stop when 0)
 drv_start() {
-    "$tmp/imap_driver" "$1" "${2:-0}" 120 >"$tmp/out.json" 2>"$tmp/drv.log" &
+    # empty the log here, not in the background job: a wait for a line
+    # must never see the previous run's log
+    : >"$tmp/drv.log"
+    "$tmp/imap_driver" "$1" "${2:-0}" 120 >"$tmp/out.json" 2>>"$tmp/drv.log" &
     drv_pid=$!
 }
 # drv_wait_log PATTERN [N] - until the log has N (1) lines matching PATTERN
