@@ -39,10 +39,11 @@ LIB      = $(BUILD)/libpicomail.a
 CLI_SRC  = $(wildcard src/cli/*.c)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 # picomaild: the daemon (LMTP, socketmap, IMAP fetcher with libetpan,
-# outbox sender with libcurl)
-DAEMON_SRC = $(wildcard src/daemon/*.c)
+# outbox sender with libcurl, Sky Event/Cloud listener with libmicrohttpd)
+DAEMON_SRC = $(wildcard src/daemon/*.c) $(wildcard src/http/*.c)
 DAEMON_OBJ = $(DAEMON_SRC:%.c=$(BUILD)/%.o)
-DAEMON_LIBS = -letpan $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+DAEMON_LIBS = -letpan $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl) \
+              $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 # picomail-milter: libmilter has no pkg-config file
 MILTER_SRC = $(wildcard src/milter/*.c)
 MILTER_OBJ = $(MILTER_SRC:%.c=$(BUILD)/%.o)

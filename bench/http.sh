@@ -4,11 +4,14 @@
 # same ruleset (hellos), at 1, 16 and 64 connections; requests/s and
 # latency percentiles, the median of RUNS runs (by requests/s).
 #
-# The server is tests/http/driver.c (the listener of src/http/ in front of
-# one engine thread that commits concurrent events together, durably:
-# synchronous=FULL) until picomaild serves the Sky API; it is built here
-# against BUILD_DIR/libpicomail.a.  Each line starts from a new database.
-# A benchmark: it prints figures and asserts nothing.
+# The server is tests/http/driver.c: the listener of src/http/ (one
+# polling thread; events and queries handed to the backend without
+# blocking it) in front of one engine thread that commits the events
+# waiting together, durably (synchronous=FULL), and two query threads.
+# It is built here against BUILD_DIR/libpicomail.a.  Each line starts
+# from a new database.  wrk runs on the same machine.  The load average
+# is printed before and after: other work on the machine moves the
+# figures a lot.  A benchmark: it prints figures and asserts nothing.
 #
 # Environment: SECONDS_PER_RUN (default 5), RUNS (default 3), CONNS
 # (default "1 16 64"), KINDS (default "event query"), DRIVER_ARGS (e.g.
@@ -26,7 +29,9 @@ DRIVER_ARGS=${DRIVER_ARGS:-}
 PM="$BUILD/picomail"
 
 command -v wrk >/dev/null 2>&1 || { echo "http.sh: wrk is not installed (apt-get install wrk)"; exit 2; }
-[ -x "$PM" ] && [ -f "$BUILD/libpicomail.a" ] || { echo "http.sh: build $PM and $BUILD/libpicomail.a first"; exit 2; }
+if [ ! -x "$PM" ] || [ ! -f "$BUILD/libpicomail.a" ]; then
+    echo "http.sh: build $PM and $BUILD/libpicomail.a first"; exit 2
+fi
 
 tmp=$(mktemp -d /tmp/bench_http.XXXXXX)
 driver_pid=
@@ -38,7 +43,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 PKGS="jansson libpcre2-8 sqlite3 libcrypto gmime-3.0 libmicrohttpd"
-# shellcheck disable=SC2046
+# shellcheck disable=SC2046,SC2086
 cc -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O2 -g -iquote include \
     $(pkg-config --cflags $PKGS) -o "$tmp/driver" tests/http/driver.c src/http/*.c \
     "$BUILD/libpicomail.a" $(pkg-config --libs $PKGS) -lm -lpthread || exit 1
@@ -96,6 +101,10 @@ measure() {
         p90=$(to_ms "$(awk '$1 == "90%" {print $2}' "$tmp/wrk.out")")
         p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$tmp/wrk.out")")
         non2xx=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$tmp/wrk.out")
+        if [ -z "$rps" ] || grep -q 'Socket errors' "$tmp/wrk.out"; then
+            echo "http.sh: $name at $c connections:"; cat "$tmp/wrk.out"
+            tail -n 5 "$tmp/driver.log"
+        fi
         echo "${rps:-0} $p50 $p90 $p99 ${non2xx:-0}" >>"$tmp/runs"
         r=$((r + 1))
     done
@@ -106,10 +115,11 @@ measure() {
 }
 
 echo "Sky API over HTTP (wrk -t$WRK_THREADS, ${SECS}s runs, median of $RUNS; driver $DRIVER_ARGS)"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for kind in $KINDS; do
     for c in $CONNS; do
         start_server
-        if [ $kind = event ]; then
+        if [ "$kind" = event ]; then
             measure event "/sky/event/$ECI/none/echo/hello?name=x" "$c"
         else
             # one event first, so that the query reads a stored count
@@ -119,3 +129,4 @@ for kind in $KINDS; do
         stop_server
     done
 done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -8,11 +8,11 @@ set -e
 # parser fuzzer, python3 for the conformance runner, valgrind; Postfix
 # (with smtp-source and smtp-sink), swaks and Dovecot for the end-to-end
 # mail tests, which start and stop them themselves (openssl makes the
-# test IMAP server's certificate).  libcurl is the GnuTLS flavour because
+# test IMAP server's certificate; wrk drives bench/http.sh).  libcurl is the GnuTLS flavour because
 # libetpan-dev depends on it (the two flavours exclude each other).
 PACKAGES="gcc make pkg-config libjansson-dev libpcre2-dev libsqlite3-dev libssl-dev
-libgmime-3.0-dev libmilter-dev libetpan-dev libcurl4-gnutls-dev sqlite3 clang python3 valgrind
-postfix swaks dovecot-imapd openssl"
+libgmime-3.0-dev libmilter-dev libetpan-dev libcurl4-gnutls-dev libmicrohttpd-dev sqlite3 clang python3 valgrind
+postfix swaks dovecot-imapd openssl wrk"
 
 missing=""
 for p in $PACKAGES; do

@@ -72,6 +72,8 @@ for variant in normal asan; do
     stage "replies, notifications, SMS and events out ($variant)" \
         python3 tests/mail/outbound.py "$dir"
     stage "scheduled events ($variant)" python3 tests/mail/schedule.py "$dir"
+    stage "Sky Event / Sky Cloud HTTP listener ($variant)" \
+        python3 tests/http/sky.py "$dir"
 done
 
 # valgrind over the normal build: the unit tests and every replayed case

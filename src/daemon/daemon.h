@@ -62,6 +62,8 @@ struct settings {
     int idle_timeout_s;
     int inbox_retention_days;
     bool log_syslog;
+    char *http_listen;          /* NULL: no Sky Event/Cloud listener */
+    size_t http_max_body;
 };
 
 /* settings_load - read PATH (NULL: the defaults) with DB_OVERRIDE (or
@@ -148,6 +150,14 @@ void dispatch_wake_cb(void *d);
 kval dispatch_event_wait(struct dispatch *d, const char *eci,
                          const char *domain, const char *type,
                          const kval *attrs);
+/* dispatch_event_start - the same, calling DONE(ARG, result) from the
+ * dispatcher's thread when it has run (or at once if it cannot be
+ * queued); DONE gets a value that shares nothing with the dispatcher */
+typedef void dispatch_done_fn(void *arg, kval result);
+void dispatch_event_start(struct dispatch *d, const char *eci,
+                          const char *domain, const char *type,
+                          const kval *attrs, dispatch_done_fn *done,
+                          void *arg);
 /* dispatch_event_async - the same without waiting: {eid} at once */
 kval dispatch_event_async(struct dispatch *d, const char *eci,
                           const char *domain, const char *type,

@@ -29,6 +29,7 @@
 #include "scheduler.h"
 #include "sender.h"
 #include "waker.h"
+#include "../http/sky_http.h"
 
 #define BATCH 100
 #define PRUNE_EVERY_S 3600
@@ -39,6 +40,8 @@ struct direct {
     kval attrs;
     char eid[ID_BUFSIZE];
     bool waiting;               /* a caller waits (else: free when run) */
+    dispatch_done_fn *done_fn;  /* or a callback takes the result */
+    void *done_arg;
     bool done;
     kval result;
     struct direct *next;
@@ -95,16 +98,23 @@ finish_direct(struct dispatch *d, struct direct *list, const kval *results,
     pthread_mutex_lock(&d->w.lock);
     while (list != NULL) {
         struct direct *next = list->next;
+        /* the caller's thread gets a copy sharing nothing with ours:
+           reference counts are not atomic */
         list->result = results != NULL && !kval_is_error(results)
-                           ? kval_copy(kval_array_get(results, i))
-                           : results != NULL ? kval_copy(results)
-                                             : kval_error("Error: stopped");
+                           ? sky_value_detach(kval_array_get(results, i))
+                       : results != NULL ? sky_value_detach(results)
+                                         : kval_error("Error: stopped");
         i++;
         metric_add(kval_is_error(&list->result) ? M_EVENTS_FAILED
                                                 : M_EVENTS_DONE,
                    1);
         if (list->waiting) {
             list->done = true;
+        } else if (list->done_fn != NULL) {
+            kval r = list->result;
+            list->result = kval_null();
+            list->done_fn(list->done_arg, r);
+            direct_free(list);
         } else {
             if (kval_is_error(&list->result))
                 logmsg(LOG_INFO, "event eid=%s eci=%s status=failed: %s",
@@ -323,8 +333,10 @@ direct_new(const char *eci, const char *domain, const char *type,
     r->eci = xstrdup(eci);
     r->domain = xstrdup(domain);
     r->type = xstrdup(type);
-    r->attrs = attrs != NULL && kval_kind(attrs) == KV_MAP ? kval_copy(attrs)
-                                                          : kval_map();
+    /* a copy of the caller's attributes that shares nothing with them */
+    r->attrs = attrs != NULL && kval_kind(attrs) == KV_MAP
+                   ? sky_value_detach(attrs)
+                   : kval_map();
     r->result = kval_null();
     id_new(r->eid);
     return r;
@@ -365,6 +377,21 @@ dispatch_event_wait(struct dispatch *d, const char *eci, const char *domain,
     r->result = kval_null();
     direct_free(r);
     return result;
+}
+
+void
+dispatch_event_start(struct dispatch *d, const char *eci, const char *domain,
+                     const char *type, const kval *attrs,
+                     dispatch_done_fn *done, void *arg)
+{
+    struct direct *r = direct_new(eci, domain, type, attrs);
+    r->done_fn = done;
+    r->done_arg = arg;
+    if (!queue_direct(d, r)) {
+        direct_free(r);
+        done(arg, kval_error("Error: the engine is busy or stopping, try "
+                             "again"));
+    }
 }
 
 kval

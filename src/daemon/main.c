@@ -21,6 +21,7 @@
 #include "picomail/mime.h"
 #include "scheduler.h"
 #include "sender.h"
+#include "web.h"
 
 static void
 usage(FILE *fp)
@@ -166,6 +167,7 @@ main(int argc, char **argv)
     struct imap_fetcher *imap = NULL;
     struct sender *sender = NULL;
     struct scheduler *sched = NULL;
+    struct web *web = NULL;
     static pthread_mutex_t gate = PTHREAD_MUTEX_INITIALIZER;
 
     if (listen_open(cur->lmtp_listen, LISTEN_LMTP, cur->unix_socket_mode, &ls,
@@ -198,6 +200,15 @@ main(int argc, char **argv)
         goto out;
     }
     dispatch_set_scheduler(dispatch, sched);
+    if (cur->http_listen != NULL &&
+        (web = web_start(cur->http_listen, cur->http_max_body, dispatch, err,
+                         sizeof err)) == NULL) {
+        logmsg(LOG_ERR, "http_listen = %s: %s", cur->http_listen, err);
+        goto out;
+    }
+    if (web != NULL)
+        logmsg(LOG_INFO, "listening on %s (sky event/cloud http)",
+               cur->http_listen);
     {
         struct conf *conf = conf_load(conf_path, err, sizeof err);
         struct imap_fetch_env env = {
@@ -221,6 +232,8 @@ main(int argc, char **argv)
     status = server_run(sv) == 0 ? 0 : 1;
 
 out:
+    /* the listener first: the events it started still need the dispatcher */
+    web_stop(web);
     imap_fetch_stop(imap);
     ingest_stop(in);
     if (dispatch != NULL)

@@ -40,6 +40,7 @@ settings_free(struct settings *s)
     free(s->sms_token_file);
     free(s->sms_token_env);
     free(s->sms_from);
+    free(s->http_listen);
     free(s);
 }
 
@@ -101,6 +102,7 @@ settings_load(const char *path, const char *db_override, char *err,
     s->sms_token_file = opt_dup(conf_get(c, "sms_token_file"));
     s->sms_token_env = opt_dup(conf_get(c, "sms_token_env"));
     s->sms_from = opt_dup(conf_get(c, "sms_from"));
+    s->http_listen = opt_dup(conf_get(c, "http_listen"));
     s->trusted_authserv = opt_dup(conf_get(c, "trusted_authserv_id"));
     const char *host = conf_get(c, "myhostname");
     char hn[256];
@@ -134,6 +136,9 @@ settings_load(const char *path, const char *db_override, char *err,
     if (ret == 0 && (ret = number(c, "attachment_keep_size", 0, SIZE_MAX / 2,
                                   &n, err, errlen)) == 0)
         s->attachment_keep = (size_t)n;
+    if (ret == 0 && (ret = number(c, "http_max_body", 1024, SIZE_MAX / 2,
+                                  &n, err, errlen)) == 0)
+        s->http_max_body = (size_t)n;
     if (ret == 0 && (ret = number(c, "idle_timeout", 1, 86400, &n, err,
                                   errlen)) == 0)
         s->idle_timeout_s = (int)n;

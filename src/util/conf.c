@@ -27,6 +27,7 @@ static const char *const defaults[][2] = {
     {"http_listen", "127.0.0.1:8080"},
     {"smtp_relay", "smtp://127.0.0.1:25"},
     {"max_message_size", "26214400"},
+    {"http_max_body", "1048576"},
     {"log", "stderr"},
     {"max_recipients", "1000"},
     {"max_connections", "100"},

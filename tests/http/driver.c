@@ -1,15 +1,19 @@
 /*
  * driver.c - serves the Sky API (src/http/sky_http.c) from an engine on a
- * database, for tests/http/http.py and bench/http.sh until picomaild
- * serves it itself.
+ * database, for tests/http/sky.py and bench/http.sh (the listener
+ * without the rest of picomaild).
  *
  *   driver --db FILE [--listen HOST:PORT] [--max-body N] [--threads N]
- *          [--sync]
+ *          [--sync | --done-now] [--done-inline] [--no-query-start]
  *
- * Prints "port N" once it listens; stops on SIGTERM or SIGINT.  For
- * measuring: --sync leaves out the backend's event_start (so the
- * listener's threads wait in event()), --threads N sets the listener's
- * threads (sky_http.h: -1 one per connection, 0 automatic, N a pool).
+ * Prints "port N" once it listens; stops on SIGTERM or SIGINT.  For tests
+ * and measuring: --sync leaves out the backend's event_start (so the
+ * listener's threads wait in event()); --done-now makes event_start call
+ * its done callback before it returns; --done-inline calls the callbacks
+ * on the engine thread instead of a completion thread; --no-query-start
+ * leaves out query_start (queries block a polling thread); --threads N
+ * sets the listener's threads (sky_http.h: -1 one per connection, 0
+ * automatic, N a pool).
  *
  * The backend is what a daemon would do, small: events go to one engine
  * thread, which takes every event waiting (up to BATCH) and runs them as
@@ -17,8 +21,9 @@
  * transaction), then wakes each one's waiting caller (event) or hands
  * it to a completion thread that calls its done callback (event_start),
  * so that the engine thread goes on with the next batch at once.  Queries
- * run on the caller's thread with an engine from a pool (SQLite readers
- * run in parallel under WAL).  Values cross threads only as detached
+ * run on QUERY_THREADS threads with an engine each (query_start), or on
+ * the caller's thread with an engine from a pool (query); SQLite readers
+ * run in parallel under WAL.  Values cross threads only as detached
  * copies (sky_value_detach), since kval reference counts are not atomic.
  */
 #include <errno.h>
@@ -37,6 +42,7 @@
 #include "../../src/http/sky_http.h"
 
 #define BATCH 256
+#define QUERY_THREADS 2         /* for query_start, each with an engine */
 
 /* One event waiting for the engine thread. */
 struct job {
@@ -50,6 +56,15 @@ struct job {
     kval result;                /* detached */
     pthread_cond_t cond;        /* done */
     struct job *next;
+};
+
+/* One query waiting for a query thread. */
+struct qjob {
+    char *eci, *rid, *name;
+    kval args;                  /* detached */
+    sky_done_fn *done;
+    void *arg;
+    struct qjob *next;
 };
 
 struct backend {
@@ -67,6 +82,11 @@ struct backend {
     struct job *done_head, **done_tail;
     bool done_stop;
     bool done_inline;           /* --done-inline: no completion thread */
+    /* query_start: QUERY_THREADS threads take queries from a queue */
+    pthread_t qthreads[QUERY_THREADS];
+    pthread_cond_t qwork;
+    struct qjob *qhead, **qtail;
+    bool qstop;
     pthread_mutex_t pool_lock;
     struct engine **idle;       /* query engines not in use */
     size_t n_idle, cap_idle;
@@ -278,6 +298,16 @@ be_event_start(void *ctx, const char *eci, const char *domain,
     kval_free(r);
 }
 
+/* be_event_start_now - event_start that calls DONE before it returns
+ * (--done-now: the listener must cope with that too) */
+static void
+be_event_start_now(void *ctx, const char *eci, const char *domain,
+                   const char *type, const kval *attrs, sky_done_fn *done,
+                   void *arg)
+{
+    done(arg, submit(ctx, eci, domain, type, attrs, true, NULL, NULL));
+}
+
 static kval
 be_query(void *ctx, const char *eci, const char *rid, const char *name,
          const kval *args)
@@ -312,6 +342,68 @@ be_query(void *ctx, const char *eci, const char *rid, const char *name,
     return d;
 }
 
+/* query_main - a query thread: its own engine, queries one at a time */
+static void *
+query_main(void *arg)
+{
+    struct backend *b = arg;
+    char err[256];
+    struct engine *e = open_engine(b->db, err, sizeof err);
+    pthread_mutex_lock(&b->lock);
+    for (;;) {
+        while (b->qhead == NULL && !b->qstop)
+            pthread_cond_wait(&b->qwork, &b->lock);
+        struct qjob *j = b->qhead;
+        if (j == NULL)
+            break;
+        b->qhead = j->next;
+        if (b->qhead == NULL)
+            b->qtail = &b->qhead;
+        pthread_mutex_unlock(&b->lock);
+        kval d;
+        if (e == NULL) {
+            d = kval_error("Error: %s", err);
+        } else {
+            kval r = engine_query(e, j->eci, j->rid, j->name, &j->args);
+            d = sky_value_detach(&r);
+            kval_free(r);
+        }
+        atomic_fetch_add(kval_is_error(&d) ? &b->n_queries_failed
+                                           : &b->n_queries,
+                         1);
+        j->done(j->arg, d);
+        free(j->eci);
+        free(j->rid);
+        free(j->name);
+        kval_free(j->args);
+        free(j);
+        pthread_mutex_lock(&b->lock);
+    }
+    pthread_mutex_unlock(&b->lock);
+    engine_close(e);
+    return NULL;
+}
+
+static void
+be_query_start(void *ctx, const char *eci, const char *rid,
+               const char *name, const kval *args, sky_done_fn *done,
+               void *arg)
+{
+    struct backend *b = ctx;
+    struct qjob *j = xcalloc(1, sizeof *j);
+    j->eci = xstrdup(eci);
+    j->rid = xstrdup(rid);
+    j->name = xstrdup(name);
+    j->args = sky_value_detach(args);
+    j->done = done;
+    j->arg = arg;
+    pthread_mutex_lock(&b->lock);
+    *b->qtail = j;
+    b->qtail = &j->next;
+    pthread_cond_signal(&b->qwork);
+    pthread_mutex_unlock(&b->lock);
+}
+
 static void
 be_metrics(void *ctx, struct buf *out)
 {
@@ -334,7 +426,8 @@ static int
 usage(void)
 {
     fprintf(stderr, "usage: driver --db FILE [--listen HOST:PORT] "
-                    "[--max-body N] [--threads N] [--sync]\n");
+                    "[--max-body N] [--threads N] [--sync | --done-now] "
+                    "[--done-inline] [--no-query-start]\n");
     return 2;
 }
 
@@ -344,7 +437,8 @@ main(int argc, char **argv)
     const char *db = NULL, *listen_spec = "127.0.0.1:0";
     size_t max_body = 1024 * 1024;
     long threads = SKY_HTTP_AUTO;
-    bool sync = false, done_inline = false;
+    bool sync = false, done_inline = false, done_now = false;
+    bool no_query_start = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--sync") == 0) {
             sync = true;
@@ -352,6 +446,14 @@ main(int argc, char **argv)
         }
         if (strcmp(argv[i], "--done-inline") == 0) {
             done_inline = true;
+            continue;
+        }
+        if (strcmp(argv[i], "--done-now") == 0) {
+            done_now = true;
+            continue;
+        }
+        if (strcmp(argv[i], "--no-query-start") == 0) {
+            no_query_start = true;
             continue;
         }
         if (i + 1 >= argc)
@@ -384,6 +486,8 @@ main(int argc, char **argv)
     pthread_cond_init(&b.work, NULL);
     pthread_mutex_init(&b.pool_lock, NULL);
     pthread_cond_init(&b.done_work, NULL);
+    pthread_cond_init(&b.qwork, NULL);
+    b.qtail = &b.qhead;
     b.tail = &b.head;
     b.done_tail = &b.done_head;
     b.done_inline = done_inline;
@@ -393,8 +497,11 @@ main(int argc, char **argv)
         fprintf(stderr, "driver: %s: %s\n", db, err);
         return 1;
     }
-    if (pthread_create(&b.thread, NULL, engine_main, &b) != 0 ||
-        pthread_create(&b.done_thread, NULL, done_main, &b) != 0) {
+    bool started = pthread_create(&b.thread, NULL, engine_main, &b) == 0 &&
+                   pthread_create(&b.done_thread, NULL, done_main, &b) == 0;
+    for (int i = 0; started && i < QUERY_THREADS; i++)
+        started = pthread_create(&b.qthreads[i], NULL, query_main, &b) == 0;
+    if (!started) {
         fprintf(stderr, "driver: cannot start the engine thread\n");
         return 1;
     }
@@ -402,7 +509,12 @@ main(int argc, char **argv)
                              .event_async = be_event_async,
                              .query = be_query,
                              .metrics = be_metrics,
-                             .event_start = sync ? NULL : be_event_start,
+                             .event_start = sync       ? NULL
+                                            : done_now ? be_event_start_now
+                                                       : be_event_start,
+                             .query_start = sync || no_query_start
+                                                ? NULL
+                                                : be_query_start,
                              .ctx = &b};
     struct sky_http *h = sky_http_start_threads(listen_spec, max_body, &sb,
                                                 (int)threads, err,
@@ -428,6 +540,12 @@ main(int argc, char **argv)
     pthread_cond_signal(&b.done_work);
     pthread_mutex_unlock(&b.lock);
     pthread_join(b.done_thread, NULL);
+    pthread_mutex_lock(&b.lock);
+    b.qstop = true;
+    pthread_cond_broadcast(&b.qwork);
+    pthread_mutex_unlock(&b.lock);
+    for (int i = 0; i < QUERY_THREADS; i++)
+        pthread_join(b.qthreads[i], NULL);
     engine_close(b.events);
     for (size_t i = 0; i < b.n_idle; i++)
         engine_close(b.idle[i]);

@@ -48,7 +48,8 @@ static const char *const qs_cases[][2] = {
     {"a=2&a[b]=1", "{\"a\":[\"2\",{\"b\":\"1\"}]}"},
     {"a[0][x]=1&a[0][y]=2", "{\"a\":[{\"x\":\"1\",\"y\":\"2\"}]}"},
     {"a[0]=1&a[0]=2", "{\"a\":[[\"1\",\"2\"]]}"},
-    {"a[b][c][d][e][f][g][h]=i", "{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"[g][h]\":\"i\"}}}}}}}"},
+    {"a[b][c][d][e][f][g][h]=i",
+     "{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"[g][h]\":\"i\"}}}}}}}"},
     {"a%5Bb%5D=c", "{\"a\":{\"b\":\"c\"}}"},
     {"x=a+b%20c", "{\"x\":\"a b c\"}"},
     {"=x&y", "{\"y\":\"\"}"},
@@ -322,6 +323,8 @@ test_status(void)
         {"Error: missing event.domain", "abc", NULL, 400},
         {"Error: missing query.name", "abc", "r", 400},
         {"Error: the database is busy; try again", "abc", NULL, 503},
+        {"Error: the engine is busy or stopping, try again", "abc", NULL,
+         503},
         {"TypeError: x is not a function", "abc", NULL, 500},
         {"Error: storage: disk I/O error", "abc", NULL, 500},
     };

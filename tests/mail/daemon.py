@@ -42,6 +42,7 @@ class Env:
         self.db = os.path.join(self.dir, "p.db")
         self.lmtp_port = free_port()
         self.smap_port = free_port()
+        self.http_port = free_port()
         self.sock = os.path.join(self.dir, "lmtp.sock")
         self.conf = os.path.join(self.dir, "picomail.conf")
         self.log = os.path.join(self.dir, "daemon.log")
@@ -54,6 +55,7 @@ class Env:
 mail_domain = {DOMAIN}
 lmtp_listen = 127.0.0.1:{self.lmtp_port}, unix:{self.sock}
 socketmap_listen = 127.0.0.1:{self.smap_port}
+http_listen = 127.0.0.1:{self.http_port}
 max_message_size = 20000
 max_connections = 40
 trusted_authserv_id = mx.{DOMAIN}
@@ -503,6 +505,38 @@ def test_reload_restart(env, eci):
     check(wait_received(env, before + 1), "delivery after a restart")
 
 
+def test_http(env, eci):
+    """The Sky Event / Sky Cloud listener in picomaild: events run by the
+    dispatcher (sharing its commits), queries, errors, /metrics."""
+    import http.client
+
+    def get(path):
+        c = http.client.HTTPConnection("127.0.0.1", env.http_port, timeout=60)
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read().decode()
+        c.close()
+        return r.status, body
+    before = received(env)
+    st, body = get(f"/sky/event/{eci}/none/test/ping?subject=by%20http")
+    check(st == 200 and '"eid"' in body and '"directives"' in body,
+          "Sky Event through picomaild", (st, body))
+    check(wait_received(env, before + 1), "the HTTP event ran")
+    st, body = get(f"/sky/cloud/{eci}/test.mail.inbox/received")
+    check(st == 200 and body.strip() == str(before + 1),
+          "Sky Cloud query through picomaild", (st, body))
+    st, body = get("/sky/event/nosuchchannel/none/test/ping")
+    check(st == 404 and "ECI not found" in body, "unknown ECI: 404",
+          (st, body))
+    st, body = get(f"/c/{eci}/event/test/ping?subject=async")
+    check(st == 200 and body.startswith('"'), "async event: its eid",
+          (st, body))
+    check(wait_received(env, before + 2), "the async event ran")
+    st, body = get("/metrics")
+    check(st == 200 and 'picomail_events_total{status="done"}' in body and
+          "picomail_inbox_pending" in body, "/metrics", body[:200])
+
+
 def test_privileges():
     """As root with user = nobody: serves as nobody, writes its database."""
     if os.geteuid() != 0:
@@ -512,7 +546,7 @@ def test_privileges():
     os.chmod(env.dir, 0o755)
     os.makedirs(os.path.join(env.dir, "db"))
     env.db = os.path.join(env.dir, "db", "p.db")
-    env.write_conf("user = nobody\n")
+    env.write_conf("user = nobody\nhttp_listen =\n")
     try:
         env.pm("init")
         env.pm("pico", "new", "box")
@@ -552,6 +586,7 @@ def main():
         test_loop(env, loop_eci)
         test_concurrent(env, eci)
         test_socketmap(env, eci)
+        test_http(env, eci)
         test_connection_limit(env)
         test_reload_restart(env, eci)
         test_privileges()
