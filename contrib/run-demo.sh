@@ -2,7 +2,8 @@
 # run-demo.sh BUILD - what `make run` does: make a demo pico in
 # ./var/picomail.db (once), print how to mail it, and run picomaild in the
 # foreground on its built-in defaults (LMTP on 127.0.0.1:2424, socketmap on
-# 127.0.0.1:2425, mail domain picos.localhost) until Ctrl-C.
+# 127.0.0.1:2425, Sky Event/Cloud HTTP on 127.0.0.1:8080, mail domain
+# picos.localhost) until Ctrl-C.
 set -e
 build=${1:-build}
 pm="$build/picomail"
@@ -36,6 +37,11 @@ or raise echo:hello with an attribute from a JSON body:
           --to $eci+echo.hello@picos.localhost --body '{"name": "Ada"}'
     $pm query $eci picomail.hello hellos
     $pm log demo
+
+or over the Sky Event / Sky Cloud HTTP API:
+
+    curl 'http://127.0.0.1:8080/sky/event/$eci/none/echo/hello?name=Bo'
+    curl 'http://127.0.0.1:8080/sky/cloud/$eci/picomail.hello/hellos'
 
 To put it behind Postfix, see contrib/postfix/ and INSTALL.
 
