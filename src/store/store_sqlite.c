@@ -2756,20 +2756,27 @@ store_inbox_list(struct store *s, int limit, kval *out)
     return 0;
 }
 
-int64_t
-store_inbox_count(struct store *s, const char *state)
+/* count_in_state - the count(*) statement ID for STATE; -1 on error */
+static int64_t
+count_in_state(struct store *s, enum stmt_id id, const char *state)
 {
     sqlite3_stmt *st;
     int64_t n = -1;
     int rc = SQLITE_OK;
 
-    if (prep(s, ST_INBOX_COUNT, &st) != 0)
+    if (prep(s, id, &st) != 0)
         return -1;
     bind_str(st, 1, state, &rc);
     if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
         n = sqlite3_column_int64(st, 0);
     done(st);
     return n;
+}
+
+int64_t
+store_inbox_count(struct store *s, const char *state)
+{
+    return count_in_state(s, ST_INBOX_COUNT, state);
 }
 
 int
@@ -3032,17 +3039,7 @@ store_outbox_list(struct store *s, const char *pico_id, int limit, kval *out)
 int64_t
 store_outbox_count(struct store *s, const char *state)
 {
-    sqlite3_stmt *st;
-    int64_t n = -1;
-    int rc = SQLITE_OK;
-
-    if (prep(s, ST_OUT_COUNT, &st) != 0)
-        return -1;
-    bind_str(st, 1, state, &rc);
-    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int64(st, 0);
-    done(st);
-    return n;
+    return count_in_state(s, ST_OUT_COUNT, state);
 }
 
 int
